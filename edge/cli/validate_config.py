@@ -1,0 +1,55 @@
+"""`edge validate-config FILE...`: check camera (or site) files and their calibration files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edge.config import field_reference, load_camera_config, load_site_config
+from edge.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate-config",
+        help="check configuration files and say exactly what is wrong",
+        description="Validate camera files (and the calibration files they name) or a site file. "
+        "Exit 0 when all are valid, 1 otherwise; each error names the file, key, value and what is allowed.",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="camera or site TOML files")
+    p.add_argument("--site", action="store_true", help="the files are site files (edge serve)")
+    p.add_argument("--explain", action="store_true", help="print every camera key with its default and meaning")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.explain:
+        for key, default, desc in field_reference():
+            print(f"{key} = {default}\n    {desc}")
+        return 0
+    if not args.files:
+        print("edge validate-config: error: give at least one FILE (or --explain)", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in args.files:
+        try:
+            if args.site:
+                load_site_config(path)
+            else:
+                cfg = load_camera_config(path)
+                _check_calibration(cfg)
+        except ConfigError as err:
+            failed += 1
+            print(err, file=sys.stderr)
+        else:
+            print(f"{path}: ok")
+    return 1 if failed else 0
+
+
+def _check_calibration(cfg) -> None:
+    calib = cfg.resolve(cfg.camera.calibration)
+    if calib is None:
+        return
+    from edge.calibrate.file import load_calibration
+
+    load_calibration(calib)

@@ -1,0 +1,101 @@
+"""Labelled folders (`labels.csv`: image,plate,x,y,w,h) and the project's fixed train/test split.
+
+The split is by a hash of the image name (and, for video frames, of the video it
+came from), so it never changes as files are added and every tool agrees on it:
+training code reads only `split == "train"`, every figure we publish comes from
+`split == "test"`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import ConfigError
+from edge.types import Box
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+TEST_FRACTION = 0.3
+
+
+@dataclass(frozen=True)
+class LabelledPlate:
+    plate: str  # may be empty when only the box is known
+    box: Box | None  # None when unknown (e.g. a crop: the whole image)
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    path: Path
+    plates: tuple[LabelledPlate, ...]
+
+    @property
+    def split(self) -> str:
+        return split_of(self.path.name)
+
+
+def group_key(name: str) -> str:
+    """Frames of one video share a group so near-duplicates never straddle the split.
+
+    'dayride_type1_001_t1115.jpg' -> 'dayride_type1_001'; other names are their own group.
+    """
+    stem = Path(name).stem
+    m = re.match(r"^(.*)_t\d+$", stem)
+    return m.group(1) if m else stem
+
+
+def split_of(name: str) -> str:
+    digest = hashlib.sha256(group_key(name).encode()).digest()
+    return "test" if digest[0] / 256 < TEST_FRACTION else "train"
+
+
+def _int_or_none(row: dict[str, str], key: str, where: str) -> float | None:
+    raw = (row.get(key) or "").strip()
+    if raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{where}: field {key!r} = {raw!r} is not a number") from None
+
+
+def load_labelled_folder(folder: str | Path) -> list[LabelledImage]:
+    """All images of a labelled folder with their plates, sorted by file name."""
+    folder = Path(folder)
+    csv_path = folder / "labels.csv"
+    if not csv_path.is_file():
+        raise ConfigError(f"{folder}: not a labelled folder (no labels.csv; expected header image,plate,x,y,w,h)")
+    by_image: dict[str, list[LabelledPlate]] = {}
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"image", "plate", "x", "y", "w", "h"} - set(reader.fieldnames or ())
+        if missing:
+            raise ConfigError(f"{csv_path}: header lacks {', '.join(sorted(missing))} (expected image,plate,x,y,w,h)")
+        for n, row in enumerate(reader, start=2):
+            where = f"{csv_path}:{n}"
+            image = (row["image"] or "").strip()
+            if not image:
+                raise ConfigError(f"{where}: empty 'image' field")
+            plate = re.sub(r"\s+", "", row["plate"] or "").upper()
+            if plate and not re.fullmatch(r"[A-Z0-9]+", plate):
+                raise ConfigError(f"{where}: plate {row['plate']!r} must be letters and digits")
+            xywh = [_int_or_none(row, k, where) for k in ("x", "y", "w", "h")]
+            box = None
+            if all(v is not None for v in xywh) and xywh[2] > 0 and xywh[3] > 0:
+                box = Box(*xywh)
+            by_image.setdefault(image, []).append(LabelledPlate(plate, box))
+    images = []
+    for name in sorted(by_image):
+        path = folder / name
+        if not path.is_file():
+            raise ConfigError(f"{csv_path}: image {name!r} is listed but not in the folder")
+        images.append(LabelledImage(path, tuple(by_image[name])))
+    return images
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

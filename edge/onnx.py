@@ -1,0 +1,85 @@
+"""One wrapper for onnxruntime sessions: threads, providers, the sidecar, a content hash.
+
+Each model `models/NAME.onnx` has a sidecar `models/NAME.json` that says how to feed
+it (input size, alphabet, normalisation) so a model can be retrained or swapped alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OnnxModel:
+    path: Path
+    sidecar: dict[str, Any]
+    sha256: str
+    session: Any = field(repr=False)
+    input_names: list[str] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.sidecar.get("name", self.path.stem))
+
+    @property
+    def version(self) -> str:
+        return str(self.sidecar.get("version", "unknown"))
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, dict(zip(self.input_names, inputs)))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_model(path: str | Path, threads: int = 1) -> OnnxModel:
+    """Open an ONNX model and its sidecar; errors name the file and what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found (train it with the code in models/train, or set the model path in the config)")
+    sidecar_path = path.with_suffix(".json")
+    try:
+        sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    except json.JSONDecodeError as err:
+        raise ModelError(f"{sidecar_path}: sidecar is not valid JSON: {err}") from None
+    try:
+        import onnxruntime as ort
+    except ImportError as err:  # pragma: no cover - a core dependency
+        raise ModelError(f"onnxruntime is not installed ({err}); install the package with pip") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own untyped errors for corrupt files
+        raise ModelError(f"{path}: cannot load ONNX model: {err}") from None
+    model = OnnxModel(
+        path=path,
+        sidecar=sidecar,
+        sha256=file_sha256(path),
+        session=session,
+        input_names=[i.name for i in session.get_inputs()],
+        output_names=[o.name for o in session.get_outputs()],
+    )
+    log.debug("loaded %s (%s, sha256 %s…)", path, model.version, model.sha256[:12])
+    return model
