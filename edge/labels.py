@@ -38,13 +38,13 @@ class LabelledImage:
 
 
 def group_key(name: str) -> str:
-    """Frames of one video share a group so near-duplicates never straddle the split.
+    """Frames close in time in one video share a group so near-duplicates never straddle the split.
 
-    'dayride_type1_001_t1115.jpg' -> 'dayride_type1_001'; other names are their own group.
+    'dayride_type1_001_t1115.jpg' -> 'dayride_type1_001@3' (300-frame windows); other names are their own group.
     """
     stem = Path(name).stem
-    m = re.match(r"^(.*)_t\d+$", stem)
-    return m.group(1) if m else stem
+    m = re.match(r"^(.*)_t(\d+)$", stem)
+    return f"{m.group(1)}@{int(m.group(2)) // 300}" if m else stem
 
 
 def split_of(name: str) -> str:
