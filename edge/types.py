@@ -184,5 +184,16 @@ class TrackResult:
             raise ValueError("track last_seen is before first_seen")
 
 
+@dataclass(frozen=True)
+class OutboundRead:
+    """One read as it leaves on one feed: spooled durably, then published, deleted on acknowledgement."""
+
+    read_id: str  # unique per vehicle pass, stable across retries
+    feed: str  # feed name from the privacy policy; the full feed is "reads"
+    record: bytes  # the signed JSON record, UTF-8
+    images: dict[str, bytes]  # e.g. {"patch": jpeg, "overview": jpeg}; empty when the feed carries none
+    created_at: datetime
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
