@@ -1,0 +1,83 @@
+"""Detect and read the plates of one image: the stateless core shared by `edge read`, `edge bench` and the camera loop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.config import CameraConfig, ReaderBackend
+from edge.types import Detection, PlateReading
+
+
+@dataclass(frozen=True)
+class PlateResult:
+    detection: Detection
+    reading: PlateReading | None  # None: found, but nothing legible
+
+
+@dataclass
+class ImagePipeline:
+    """detect -> crop (undistorted, rectified) -> read, with per-stage timings of the last image."""
+
+    detector: Any  # edge.detect.PlateDetector
+    reader: Any  # edge.read.PlateReader
+    calibration: Any = None  # edge.calibrate.file.Calibration
+    last_timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: CameraConfig,
+        *,
+        reader_backend: str | None = None,
+        reader_model: str | None = None,
+        detector_model: str | None = None,
+        calibration: Any = None,
+    ) -> ImagePipeline:
+        """Load the models a camera config names; the keyword arguments override it (bench compares backends)."""
+        from edge.detect import load_detector
+        from edge.read import load_reader
+
+        overrides: dict[str, dict[str, Any]] = {"reader": {}, "detector": {}}
+        if reader_backend is not None:
+            overrides["reader"]["backend"] = ReaderBackend(reader_backend)
+        if reader_model is not None:
+            overrides["reader"]["model"] = reader_model
+        if detector_model is not None:
+            overrides["detector"]["model"] = detector_model
+        if any(overrides.values()):
+            cfg = cfg.with_overrides(**overrides)
+        if calibration is None and cfg.camera.calibration is not None:
+            from edge.calibrate.file import load_calibration
+
+            calibration = load_calibration(cfg.resolve(cfg.camera.calibration))
+        return cls(load_detector(cfg, calibration), load_reader(cfg), calibration)
+
+    @property
+    def models(self) -> dict[str, str]:
+        return {**getattr(self.detector, "models", {}), **getattr(self.reader, "models", {})}
+
+    def crop(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        from edge.read import crop_plate
+
+        cal = self.calibration
+        if cal is not None and getattr(cal, "camera_matrix", None) is not None and detection.corners is None:
+            from edge.calibrate.lens import undistort_patch
+
+            return undistort_patch(cal, image, detection.box.as_list(), 0.1)
+        return crop_plate(image, detection)
+
+    def process(self, image: np.ndarray) -> list[PlateResult]:
+        t0 = time.perf_counter()
+        detections = self.detector.detect(image)
+        t1 = time.perf_counter()
+        crops = [self.crop(image, d) for d in detections]
+        readings = self.reader.read(crops) if crops else []
+        t2 = time.perf_counter()
+        self.last_timings_ms = {"detect": (t1 - t0) * 1e3, "read": (t2 - t1) * 1e3}
+        results = [PlateResult(d, r) for d, r in zip(detections, readings)]
+        results.sort(key=lambda r: r.reading.confidence if r.reading else -1.0, reverse=True)
+        return results
