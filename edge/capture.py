@@ -1,0 +1,244 @@
+"""Frame sources behind one interface: image folder, video file, RTSP/HTTP stream, V4L2 device.
+
+Offline sources (folders, files) yield every frame in order. Live sources (streams,
+devices) are read by a thread into a short queue where the newest frame wins:
+inference never falls behind the camera by more than `queue_frames`, and every
+frame dropped on the way is counted. Streams reopen with exponential backoff and
+log why they dropped, with credentials masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import cv2
+import numpy as np
+
+from edge.config import CaptureSection
+from edge.errors import SourceError
+from edge.labels import list_images
+from edge.logs import redact
+from edge.types import Frame
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".webm", ".mjpeg", ".mjpg", ".h264", ".h265")
+
+
+@dataclass
+class CaptureStats:
+    frames: int = 0  # handed to inference
+    dropped: int = 0  # read from a live source but replaced by a newer frame before inference took it
+    errors: int = 0  # unreadable frames or files, skipped
+    reconnects: int = 0
+
+
+class FrameSource(Protocol):
+    name: str
+    live: bool
+    stats: CaptureStats
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+def decode_image(data: bytes) -> np.ndarray | None:
+    """BGR image from encoded bytes; None when they are not a readable image."""
+    if not data:
+        return None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return img if img is not None and img.size else None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as BGR; SourceError naming the file when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise SourceError(f"{path}: cannot read: {err.strerror}") from None
+    img = decode_image(data)
+    if img is None:
+        raise SourceError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
+    return img
+
+
+class FolderSource:
+    """Images of a folder in name order. Timestamps: file times, or a fixed rate from the first file's time."""
+
+    live = False
+
+    def __init__(self, folder: Path, cfg: CaptureSection) -> None:
+        if not folder.is_dir():
+            raise SourceError(f"{folder}: not a folder")
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise SourceError(f"{folder}: no images in folder (looked for .jpg, .jpeg, .png, .bmp, .webp, .tif)")
+        self.name = str(folder)
+        self.cfg = cfg
+        self.stats = CaptureStats()
+        self._closed = False
+
+    def frames(self) -> Iterator[Frame]:
+        start = datetime.fromtimestamp(self.paths[0].stat().st_mtime, timezone.utc)
+        period = timedelta(seconds=1.0 / self.cfg.fps)
+        for seq, path in enumerate(self.paths):
+            if self._closed:
+                return
+            try:
+                image = read_image(path)
+            except SourceError as err:
+                self.stats.errors += 1
+                log.warning("skipping frame: %s", err)
+                continue
+            if self.cfg.use_file_times:
+                ts = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+            else:
+                ts = start + seq * period
+            self.stats.frames += 1
+            yield Frame(image, ts, seq, str(path))
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def _open_capture(spec: str | int, timeout_s: float) -> cv2.VideoCapture:
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout_s * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout_s * 1000)]
+    if isinstance(spec, int) or str(spec).startswith("/dev/video"):
+        cap = cv2.VideoCapture(spec, cv2.CAP_V4L2)
+    else:
+        cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)
+    return cap
+
+
+class VideoFileSource:
+    """A video file, every frame in order; timestamps from the file's own clock, offset by its modification time."""
+
+    live = False
+
+    def __init__(self, path: Path, cfg: CaptureSection) -> None:
+        if not path.is_file():
+            raise SourceError(f"{path}: video file not found")
+        self.path = path
+        self.name = str(path)
+        self.stats = CaptureStats()
+        self._cap = _open_capture(str(path), cfg.open_timeout_s)
+        if not self._cap.isOpened():
+            raise SourceError(f"{path}: cannot open video (corrupt, truncated or a codec FFmpeg lacks)")
+        self._closed = False
+
+    def frames(self) -> Iterator[Frame]:
+        start = datetime.fromtimestamp(self.path.stat().st_mtime, timezone.utc)
+        seq = 0
+        while not self._closed:
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                break
+            if image.ndim == 2:
+                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+            ts = start + timedelta(milliseconds=self._cap.get(cv2.CAP_PROP_POS_MSEC))
+            self.stats.frames += 1
+            yield Frame(image, ts, seq, self.name)
+            seq += 1
+        frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if frame_count and seq < frame_count - 1:
+            self.stats.errors += 1
+            log.warning("%s: video ended after %d of %d frames (truncated or corrupt); frames read so far are kept", self.name, seq, frame_count)
+
+    def close(self) -> None:
+        self._closed = True
+        self._cap.release()
+
+
+class LiveSource:
+    """A stream or device read by a thread; the newest frames win, older ones are dropped and counted."""
+
+    live = True
+
+    def __init__(self, spec: str | int, cfg: CaptureSection) -> None:
+        self.spec = spec
+        self.name = redact(str(spec))
+        self.cfg = cfg
+        self.stats = CaptureStats()
+        self._queue: deque[Frame] = deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"edge.capture:{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        delay = self.cfg.reconnect_initial_s
+        seq = 0
+        while not self._stop.is_set():
+            cap = _open_capture(self.spec, self.cfg.open_timeout_s)
+            if not cap.isOpened():
+                log.warning("%s: cannot open (no answer within %.0f s, refused, or bad credentials); retrying in %.1f s", self.name, self.cfg.open_timeout_s, delay)
+            else:
+                log.info("%s: opened", self.name)
+                delay = self.cfg.reconnect_initial_s
+                while not self._stop.is_set():
+                    ok, image = cap.read()
+                    if not ok or image is None:
+                        log.warning("%s: stream dropped (read failed or timed out after %.0f s); reconnecting in %.1f s", self.name, self.cfg.open_timeout_s, delay)
+                        break
+                    if image.ndim == 2:
+                        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+                    frame = Frame(image, datetime.now(timezone.utc), seq, self.name)
+                    seq += 1
+                    with self._cond:
+                        if len(self._queue) >= self.cfg.queue_frames:
+                            self._queue.popleft()
+                            self.stats.dropped += 1
+                        self._queue.append(frame)
+                        self._cond.notify()
+            cap.release()
+            if self._stop.wait(delay):
+                break
+            self.stats.reconnects += 1
+            delay = min(delay * 2, self.cfg.reconnect_max_s)
+
+    def frames(self) -> Iterator[Frame]:
+        while not self._stop.is_set():
+            with self._cond:
+                while not self._queue and not self._stop.is_set():
+                    self._cond.wait(0.5)
+                if self._stop.is_set():
+                    return
+                frame = self._queue.popleft()
+            self.stats.frames += 1
+            yield frame
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=self.cfg.open_timeout_s + 1)
+
+
+def open_source(spec: str, cfg: CaptureSection) -> FrameSource:
+    """The source a `--source` string names: folder, video file, URL, /dev/videoN or a device index."""
+    if re.fullmatch(r"\d+", spec):
+        return LiveSource(int(spec), cfg)
+    if re.match(r"^(rtsp|rtsps|http|https|rtmp|udp|tcp)://", spec, re.I):
+        return LiveSource(spec, cfg)
+    if spec.startswith("/dev/"):
+        if not os.path.exists(spec):
+            raise SourceError(f"{spec}: no such device")
+        return LiveSource(spec, cfg)
+    path = Path(spec)
+    if path.is_dir():
+        return FolderSource(path, cfg)
+    if path.is_file():
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return VideoFileSource(path, cfg)
+        raise SourceError(f"{path}: not a folder of frames or a video file this engine knows ({', '.join(VIDEO_SUFFIXES)})")
+    raise SourceError(f"{redact(spec)}: no such folder, file, device or stream URL")
+

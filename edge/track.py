@@ -1,0 +1,265 @@
+"""Group the observations of one vehicle pass into a track and vote its reading.
+
+Association: an observation joins the open track whose motion-predicted box it
+overlaps most, or, when boxes overlap weakly (a missed frame, a fast vehicle), the
+track whose text it resembles and which is near enough to have moved there. Two
+vehicles with similar plates are kept apart by that distance gate: text alone
+never joins observations across the scene.
+
+Voting: readings of the most supported length are voted position by position,
+each vote weighted by the reader's confidence in that character. The frame whose
+reading agrees best with the vote is kept for imagery; only that frame's image is
+held in memory, whatever the track's length.
+
+Time is the frames' own timestamps, so offline runs are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from edge.config import TrackingSection
+from edge.types import Alternative, Box, Direction, Observation, PlateReading, TrackResult
+
+# An observation this far from a track's predicted position (in plate widths) never joins it on text alone.
+_MAX_TEXT_JUMP_WIDTHS = 3.0
+# A box this close to the frame edge, moving outwards, has left the scene.
+_EDGE_MARGIN = 0.02
+
+
+def text_similarity(a: str, b: str) -> float:
+    """1 - normalised Levenshtein distance."""
+    if not a and not b:
+        return 1.0
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return 1.0 - prev[-1] / max(len(a), len(b))
+
+
+@dataclass
+class _Sighting:
+    """What a track remembers of each observation: no image."""
+
+    time: datetime
+    box: Box
+    reading: PlateReading
+
+
+@dataclass
+class _Track:
+    track_id: int
+    sightings: list[_Sighting] = field(default_factory=list)
+    best: Observation | None = None
+    voted: PlateReading | None = None
+    leaving: bool = False
+
+    @property
+    def last(self) -> _Sighting:
+        return self.sightings[-1]
+
+    def predicted_box(self, at: datetime) -> Box:
+        """The last box moved on by the track's recent velocity."""
+        last = self.last
+        if len(self.sightings) < 2:
+            return last.box
+        prev = self.sightings[-2]
+        dt = (last.time - prev.time).total_seconds()
+        if dt <= 0:
+            return last.box
+        ahead = (at - last.time).total_seconds()
+        (cx0, cy0), (cx1, cy1) = prev.box.center, last.box.center
+        vx, vy = (cx1 - cx0) / dt, (cy1 - cy0) / dt
+        grow = (last.box.w / prev.box.w) ** (ahead / dt) if prev.box.w > 0 else 1.0
+        w, h = last.box.w * grow, last.box.h * grow
+        cx, cy = cx1 + vx * ahead, cy1 + vy * ahead
+        return Box(cx - w / 2, cy - h / 2, w, h)
+
+
+class Tracker:
+    """Feed it each frame's observations with `update`; it returns the tracks that finished."""
+
+    def __init__(self, cfg: TrackingSection) -> None:
+        self.cfg = cfg
+        self._open: list[_Track] = []
+        self._next_id = 1
+
+    @property
+    def open_tracks(self) -> int:
+        return len(self._open)
+
+    def update(self, at: datetime, observations: list[Observation], frame_size: tuple[int, int] | None = None) -> list[TrackResult]:
+        """Add one frame's observations (all from the frame at time `at`); return finished tracks."""
+        finished = self._expire(at)
+        unmatched = self._associate(at, [o for o in observations if o.reading is not None and o.reading.text])
+        for obs in unmatched:
+            track = _Track(self._next_id)
+            self._next_id += 1
+            self._add(track, obs)
+            self._open.append(track)
+        if frame_size is not None:
+            finished += self._finish_leaving(frame_size)
+        while len(self._open) > self.cfg.max_tracks:
+            finished += self._finish([min(self._open, key=lambda t: t.last.time)])
+        return finished
+
+    def flush(self) -> list[TrackResult]:
+        """Finish every open track (end of source, shutdown)."""
+        return self._finish(list(self._open))
+
+    # -- association ---------------------------------------------------------
+
+    def _associate(self, at: datetime, observations: list[Observation]) -> list[Observation]:
+        candidates: list[tuple[float, int, int]] = []
+        for ti, track in enumerate(self._open):
+            pred = track.predicted_box(at)
+            for oi, obs in enumerate(observations):
+                score = self._match_score(track, pred, obs)
+                if score is not None:
+                    candidates.append((score, ti, oi))
+        used_tracks: set[int] = set()
+        used_obs: set[int] = set()
+        for _score, ti, oi in sorted(candidates, reverse=True):
+            if ti in used_tracks or oi in used_obs:
+                continue
+            used_tracks.add(ti)
+            used_obs.add(oi)
+            self._add(self._open[ti], observations[oi])
+        return [o for i, o in enumerate(observations) if i not in used_obs]
+
+    def _match_score(self, track: _Track, pred: Box, obs: Observation) -> float | None:
+        box = obs.detection.box
+        iou = pred.iou(box)
+        sim = text_similarity(track.voted.text if track.voted else "", obs.reading.text)
+        if iou >= self.cfg.min_iou and sim >= self.cfg.min_text_similarity * 0.5:
+            return 1.0 + iou + sim
+        (px, py), (ox, oy) = pred.center, box.center
+        jump = ((px - ox) ** 2 + (py - oy) ** 2) ** 0.5 / max(pred.w, box.w)
+        if jump <= _MAX_TEXT_JUMP_WIDTHS and sim >= max(self.cfg.min_text_similarity, 0.6):
+            return sim - jump / (10 * _MAX_TEXT_JUMP_WIDTHS)
+        return None
+
+    def _add(self, track: _Track, obs: Observation) -> None:
+        track.sightings.append(_Sighting(obs.frame.timestamp, obs.detection.box, obs.reading))
+        track.voted = vote([s.reading for s in track.sightings])
+        # Keep the frame whose reading best matches the vote; ties go to the larger (closer) plate.
+        def merit(o: Observation) -> tuple[float, float, float]:
+            return (float(o.reading.text == track.voted.text), o.reading.confidence, o.detection.box.w)
+
+        if track.best is None or merit(obs) >= merit(track.best):
+            track.best = obs
+
+    # -- ending ----------------------------------------------------------------
+
+    def _expire(self, at: datetime) -> list[TrackResult]:
+        stale = [t for t in self._open if (at - t.last.time).total_seconds() > self.cfg.timeout_s]
+        return self._finish(stale)
+
+    def _finish_leaving(self, frame_size: tuple[int, int]) -> list[TrackResult]:
+        width, height = frame_size
+        leaving = []
+        for t in self._open:
+            if len(t.sightings) < 2:
+                continue
+            b, prev = t.last.box, t.sightings[-2].box
+            dx, dy = b.center[0] - prev.center[0], b.center[1] - prev.center[1]
+            mx, my = _EDGE_MARGIN * width, _EDGE_MARGIN * height
+            if (b.x < mx and dx < 0) or (b.x + b.w > width - mx and dx > 0) or (b.y < my and dy < 0) or (b.y + b.h > height - my and dy > 0):
+                leaving.append(t)
+        return self._finish(leaving)
+
+    def _finish(self, tracks: list[_Track]) -> list[TrackResult]:
+        results = []
+        for t in tracks:
+            self._open.remove(t)
+            if len(t.sightings) >= self.cfg.min_frames and t.best is not None and t.voted is not None:
+                results.append(self._result(t))
+        return results
+
+    def _result(self, t: _Track) -> TrackResult:
+        first, last = t.sightings[0], t.sightings[-1]
+        return TrackResult(
+            track_id=t.track_id,
+            reading=t.voted,
+            best=t.best,
+            first_seen=first.time,
+            last_seen=last.time,
+            frames=len(t.sightings),
+            direction=image_direction(first.box, last.box),
+            observations=(t.best,),
+        )
+
+
+def image_direction(first: Box, last: Box) -> Direction:
+    """Direction from image motion when no road calibration says better: growth means approaching."""
+    dx = last.center[0] - first.center[0]
+    dy = last.center[1] - first.center[1]
+    growth = last.w / first.w if first.w > 0 else 1.0
+    if growth > 1.15 or (abs(dy) > abs(dx) and dy > first.h):
+        return Direction.TOWARDS
+    if growth < 1 / 1.15 or (abs(dy) > abs(dx) and dy < -first.h):
+        return Direction.AWAY
+    if abs(dx) > first.w:
+        return Direction.RIGHT if dx > 0 else Direction.LEFT
+    return Direction.UNKNOWN
+
+
+def vote(readings: list[PlateReading]) -> PlateReading:
+    """One reading from many: the most supported length, then each position by confidence-weighted vote."""
+    if len(readings) == 1:
+        return readings[0]
+    by_len: dict[int, list[PlateReading]] = defaultdict(list)
+    for r in readings:
+        by_len[len(r.text)].append(r)
+    length = max(by_len, key=lambda n: (sum(r.confidence for r in by_len[n]), n))
+    group = by_len[length]
+    chars, confs = [], []
+    for pos in range(length):
+        weight: dict[str, float] = defaultdict(float)
+        for r in group:
+            weight[r.text[pos]] += r.char_confidences[pos]
+        total = sum(weight.values())
+        winner = max(weight, key=lambda c: (weight[c], c))
+        votes = [r.char_confidences[pos] for r in group if r.text[pos] == winner]
+        chars.append(winner)
+        # Share of the vote times the winners' own mean confidence: unanimous and sure -> high.
+        confs.append(min(1.0, (weight[winner] / total) * (sum(votes) / len(votes)) if total > 0 else 0.0))
+    text = "".join(chars)
+    exact = [r for r in group if r.text == text]
+    template = max(exact or group, key=lambda r: r.confidence)
+    confidence = max(r.confidence for r in exact) if exact else float(min(1.0, _product(confs)))
+    return PlateReading(
+        text=text,
+        confidence=confidence,
+        char_confidences=tuple(confs),
+        alternatives=_alternatives(readings, text),
+        country=template.country if exact else None,
+        plate_format=template.plate_format if exact else None,
+        colour=template.colour,
+        backend=template.backend,
+    )
+
+
+def _product(values: list[float]) -> float:
+    out = 1.0
+    for v in values:
+        out *= v
+    return out
+
+
+def _alternatives(readings: list[PlateReading], chosen: str, keep: int = 5) -> tuple[Alternative, ...]:
+    """Other texts seen in the track (and the readers' own alternatives), ranked by summed confidence."""
+    support: dict[str, float] = defaultdict(float)
+    for r in readings:
+        support[r.text] += r.confidence
+        for a in r.alternatives:
+            support[a.text] += a.confidence
+    support.pop(chosen, None)
+    total = sum(r.confidence for r in readings) or 1.0
+    ranked = sorted(support.items(), key=lambda kv: kv[1], reverse=True)[:keep]
+    return tuple(Alternative(t, min(1.0, s / total)) for t, s in ranked if t)

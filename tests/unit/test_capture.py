@@ -1,0 +1,106 @@
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.capture import FolderSource, LiveSource, VideoFileSource, open_source
+from edge.config import CaptureSection
+from edge.errors import SourceError
+
+
+def write_frames(folder: Path, n: int, size=(64, 48)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        img = np.full((size[1], size[0], 3), i * 20 % 255, np.uint8)
+        p = folder / f"f{i:03d}.jpg"
+        cv2.imwrite(str(p), img)
+        paths.append(p)
+    return paths
+
+
+def test_folder_yields_frames_in_order_with_fixed_rate_timestamps(tmp_path):
+    write_frames(tmp_path, 5)
+    src = open_source(str(tmp_path), CaptureSection(fps=10))
+    frames = list(src.frames())
+    assert [f.seq for f in frames] == [0, 1, 2, 3, 4]
+    assert [Path(f.source).name for f in frames] == [f"f{i:03d}.jpg" for i in range(5)]
+    gaps = [(b.timestamp - a.timestamp).total_seconds() for a, b in zip(frames, frames[1:])]
+    assert gaps == pytest.approx([0.1] * 4)
+
+
+def test_corrupt_frame_is_skipped_counted_and_the_rest_kept(tmp_path, caplog):
+    paths = write_frames(tmp_path, 3)
+    paths[1].write_bytes(paths[1].read_bytes()[:40])  # truncated JPEG
+    src = FolderSource(tmp_path, CaptureSection())
+    frames = list(src.frames())
+    assert len(frames) == 2
+    assert src.stats.errors == 1
+    assert "f001.jpg" in caplog.text
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path), CaptureSection())
+
+
+def test_unknown_source_names_it_without_credentials():
+    with pytest.raises(SourceError) as err:
+        open_source("/nonexistent/user:secret@x/cam.mp4", CaptureSection())
+    assert "no such" in str(err.value)
+
+
+def test_video_file_frames(tmp_path):
+    path = tmp_path / "clip.avi"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(6):
+        out.write(np.full((48, 64, 3), i * 30, np.uint8))
+    out.release()
+    src = open_source(str(path), CaptureSection())
+    assert isinstance(src, VideoFileSource)
+    frames = list(src.frames())
+    assert len(frames) == 6
+    assert frames[-1].timestamp > frames[0].timestamp
+
+
+def test_corrupt_video_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\x00" * 1000)
+    with pytest.raises(SourceError, match="broken.mp4"):
+        open_source(str(path), CaptureSection())
+
+
+def test_live_source_never_queues_unboundedly_and_counts_drops(monkeypatch):
+    """A fast camera and a slow consumer: the queue holds at most queue_frames, drops are counted."""
+
+    class FakeCap:
+        def __init__(self):
+            self.n = 0
+
+        def isOpened(self):
+            return True
+
+        def read(self):
+            self.n += 1
+            if self.n > 50:
+                time.sleep(0.01)
+                return False, None
+            return True, np.full((8, 8, 3), self.n, np.uint8)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr("edge.capture._open_capture", lambda spec, timeout: FakeCap())
+    src = LiveSource("rtsp://user:pw@camera/stream", CaptureSection(queue_frames=2, reconnect_initial_s=5))
+    time.sleep(0.3)
+    assert "pw" not in src.name
+    got = []
+    for f in src.frames():
+        got.append(int(f.image[0, 0, 0]))
+        if len(got) == 2:
+            break
+    src.close()
+    assert got == [49, 50]  # the newest frames won
+    assert src.stats.dropped == 48

@@ -1,0 +1,75 @@
+import pytest
+
+from edge.config import CameraConfig, field_reference, load_camera_config, load_site_config
+from edge.errors import ConfigError
+
+
+def write(tmp_path, text, name="cam.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_embedded_default_is_valid():
+    cfg = load_camera_config(None)
+    assert cfg.camera.id == "camera"
+    assert cfg.privacy.feeds[0].name == "reads"
+
+
+def test_error_names_file_key_value_and_rule(tmp_path):
+    p = write(tmp_path, '[detector]\nthreshold = 1.5\n[camera]\nid = "cam/1"\n')
+    with pytest.raises(ConfigError) as err:
+        load_camera_config(p)
+    msg = str(err.value)
+    assert str(p) in msg
+    assert "detector.threshold = 1.5" in msg and "less than or equal to 0.99" in msg
+    assert "camera.id = 'cam/1'" in msg and "not allowed" in msg
+
+
+def test_unknown_key_is_refused(tmp_path):
+    p = write(tmp_path, "[tracking]\ntimeout = 3\n")
+    with pytest.raises(ConfigError, match=r"tracking.timeout: unknown key"):
+        load_camera_config(p)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_camera_config(write(tmp_path, "[camera\n"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_camera_config(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("camera_id", ["a+b", "a#", "", "x" * 65, "-lead", "a b"])
+def test_camera_ids_that_break_mqtt_topics_are_refused(camera_id):
+    with pytest.raises(Exception, match="camera id|at least"):
+        CameraConfig.model_validate({"camera": {"id": camera_id}})
+
+
+def test_feed_kinds_need_their_files(tmp_path):
+    p = write(tmp_path, '[[privacy.feeds]]\nname = "stats"\nkind = "pseudonymised"\n')
+    with pytest.raises(ConfigError, match="hmac_key_file"):
+        load_camera_config(p)
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    p = write(tmp_path, '[camera]\ncalibration = "cal/demo.toml"\n')
+    cfg = load_camera_config(p)
+    assert cfg.resolve(cfg.camera.calibration) == tmp_path / "cal/demo.toml"
+
+
+def test_overrides_are_validated():
+    cfg = load_camera_config(None)
+    assert cfg.with_overrides(camera={"id": "lane1"}).camera.id == "lane1"
+    with pytest.raises(ConfigError, match="camera.id"):
+        cfg.with_overrides(camera={"id": "bad/id"})
+
+
+def test_site_needs_cameras(tmp_path):
+    with pytest.raises(ConfigError, match="cameras"):
+        load_site_config(write(tmp_path, "restart_max_s = 5\n", "site.toml"))
+
+
+def test_field_reference_documents_every_field():
+    keys = {k for k, _, desc in field_reference()}
+    assert {"camera.id", "detector.threshold", "mqtt.broker", "privacy.retention_hours"} <= keys
+    assert all(desc for _, _, desc in field_reference())

@@ -1,0 +1,89 @@
+from datetime import timedelta
+
+import pytest
+
+from edge.config import TrackingSection
+from edge.track import Tracker, image_direction, text_similarity, vote
+from edge.types import Box, Direction
+from tests.builders import T0, obs, reading
+
+
+def run(tracker, frames):
+    """frames: list of (t_s, [observations]) -> all finished tracks incl. flush."""
+    done = []
+    for t, observations in frames:
+        done += tracker.update(T0 + timedelta(seconds=t), observations)
+    return done + tracker.flush()
+
+
+def test_one_vehicle_over_several_frames_is_one_read_with_voted_text():
+    tr = Tracker(TrackingSection())
+    frames = []
+    texts = ["AB12CDE", "AB12CDE", "A812CDE", "AB12CDE", "AB1ZCDE"]
+    for i, text in enumerate(texts):
+        frames.append((i * 0.1, [obs(text, (100 + i * 5, 100 + i * 10, 80 + i * 4, 20 + i), i * 0.1, seq=i)]))
+    [result] = run(tr, frames)
+    assert result.reading.text == "AB12CDE"
+    assert result.frames == 5
+    assert result.best.reading.text == "AB12CDE"
+    assert result.direction is Direction.TOWARDS
+    assert {a.text for a in result.reading.alternatives} >= {"A812CDE", "AB1ZCDE"}
+
+
+def test_two_vehicles_with_similar_plates_stay_two_reads():
+    tr = Tracker(TrackingSection())
+    frames = []
+    for i in range(4):
+        t = i * 0.1
+        frames.append((t, [obs("AB12CDE", (20 + i * 4, 100, 60, 15), t, seq=i), obs("AB12CDF", (220 + i * 4, 100, 60, 15), t, seq=i)]))
+    results = run(tr, frames)
+    assert sorted(r.reading.text for r in results) == ["AB12CDE", "AB12CDF"]
+    assert all(r.frames == 4 for r in results)
+
+
+def test_track_ends_after_timeout_and_same_plate_later_is_a_new_pass():
+    tr = Tracker(TrackingSection(timeout_s=1.0))
+    first = tr.update(T0, [obs("AB12CDE", (100, 100, 60, 15), 0.0)])
+    assert first == []
+    ended = tr.update(T0 + timedelta(seconds=2.0), [obs("AB12CDE", (100, 100, 60, 15), 2.0)])
+    assert [r.reading.text for r in ended] == ["AB12CDE"]
+    assert tr.open_tracks == 1
+    assert len(tr.flush()) == 1
+
+
+def test_min_frames_drops_single_frame_noise():
+    tr = Tracker(TrackingSection(min_frames=2))
+    assert run(tr, [(0.0, [obs("XY99ZZZ", (10, 10, 50, 12), 0.0)])]) == []
+
+
+def test_leaving_the_frame_ends_the_track_early():
+    tr = Tracker(TrackingSection(timeout_s=10))
+    tr.update(T0, [obs("AB12CDE", (200, 100, 60, 15), 0.0)], frame_size=(320, 240))
+    done = tr.update(T0 + timedelta(seconds=0.1), [obs("AB12CDE", (262, 100, 57, 15), 0.1)], frame_size=(320, 240))
+    assert [r.reading.text for r in done] == ["AB12CDE"]
+
+
+def test_vote_weights_by_character_confidence():
+    r = vote([reading("AB12CDE", 0.6, [0.9, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9]), reading("A812CDE", 0.5, [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])])
+    assert r.text == "A812CDE"
+    assert r.char_confidences[1] < 0.9
+
+
+def test_vote_prefers_the_best_supported_length():
+    r = vote([reading("AB12CDE", 0.8), reading("AB12CDE", 0.8), reading("AB12CD", 0.9)])
+    assert r.text == "AB12CDE"
+    assert r.confidence == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(
+    "a,b,expected",
+    [("AB12CDE", "AB12CDE", 1.0), ("AB12CDE", "AB12CDF", 1 - 1 / 7), ("", "", 1.0), ("ABC", "", 0.0)],
+)
+def test_text_similarity(a, b, expected):
+    assert text_similarity(a, b) == pytest.approx(expected)
+
+
+def test_image_direction():
+    assert image_direction(Box(100, 50, 40, 10), Box(100, 150, 80, 20)) is Direction.TOWARDS
+    assert image_direction(Box(100, 150, 80, 20), Box(100, 50, 40, 10)) is Direction.AWAY
+    assert image_direction(Box(10, 50, 40, 10), Box(200, 50, 40, 10)) is Direction.RIGHT
