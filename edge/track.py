@@ -192,6 +192,7 @@ class Tracker:
             frames=len(t.sightings),
             direction=image_direction(first.box, last.box),
             observations=(t.best,),
+            path=tuple((s.time, s.box) for s in t.sightings),
         )
 
 

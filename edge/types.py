@@ -176,6 +176,8 @@ class TrackResult:
     speed_kmh: float | None = None
     speed_uncertainty_kmh: float | None = None
     observations: tuple[Observation, ...] = field(default=(), repr=False)
+    # Where the plate was in each frame of the pass (time, box): light, for speed and direction.
+    path: tuple[tuple[datetime, Box], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.frames < 1:
