@@ -1,0 +1,248 @@
+"""One camera's process: frames in, signed reads out, nothing lost.
+
+    source -> motion gate -> ImagePipeline (detect, crop, read) -> Tracker -> scene facts
+           -> build_read (imagery, redaction) -> FeedRouter (feeds, signatures) -> Spool -> Publisher | stdout
+
+Every finished read is written to the spool before anything else happens to it;
+the publisher deletes it only when the broker acknowledges it. Without a broker
+the reads are printed as JSON lines and stay in the spool, so a later run with a
+broker delivers them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from edge.capture import FrameSource
+from edge.config import CameraConfig, FeedKind
+from edge.motion import MotionGate
+from edge.pipeline import ImagePipeline
+from edge.track import Tracker
+from edge.types import Direction, Frame, Observation, TrackResult
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY_S = 300.0
+
+
+@dataclass
+class CameraStats:
+    started: float = field(default_factory=time.monotonic)
+    frames: int = 0
+    still_frames: int = 0  # skipped by the motion gate
+    detections: int = 0
+    reads: int = 0
+    rejected_low_confidence: int = 0
+    fps: float = 0.0  # exponential moving average of processed frames per second
+    frame_ms: float = 0.0  # moving average of pipeline time per processed frame
+
+
+def clock_synced() -> bool | None:
+    """Whether the system clock is disciplined by NTP; None when this unit cannot tell."""
+    if Path("/run/systemd/timesync/synchronized").exists():
+        return True
+    try:
+        import ctypes
+
+        class Timex(ctypes.Structure):  # struct timex: only the leading fields matter here
+            _fields_ = [("modes", ctypes.c_uint), ("pad", ctypes.c_long * 40)]
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        state = libc.adjtimex(ctypes.byref(Timex()))
+        return None if state < 0 else state != 5  # TIME_ERROR: clock not synchronised
+    except (OSError, AttributeError):
+        return None
+
+
+class Camera:
+    def __init__(self, cfg: CameraConfig, source: FrameSource, *, spool_dir: Path | None = None, out: TextIO = sys.stdout) -> None:
+        from edge.audit import AuditLog
+        from edge.privacy import FeedRouter
+        from edge.signing import Signer
+        from edge.spool import Spool
+
+        self.cfg = cfg
+        self.source = source
+        self.out = out
+        self.stats = CameraStats()
+        cam = cfg.camera.id
+        self.dir = (spool_dir or cfg.spool.dir) / cam
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+        self.calibration = None
+        if cfg.camera.calibration is not None:
+            from edge.calibrate.file import load_calibration
+
+            self.calibration = load_calibration(cfg.resolve(cfg.camera.calibration))
+        self.pipeline = ImagePipeline.from_config(cfg, calibration=self.calibration)
+        self.tracker = Tracker(cfg.tracking)
+        self.gate = MotionGate(cfg.detector.motion_threshold) if cfg.detector.motion_gating else None
+
+        self.audit = AuditLog(cfg.resolve(cfg.privacy.audit_log) or self.dir / "audit.log")
+        self._audit_config()
+        self.signer = Signer.load_or_create(cfg.resolve(cfg.signing.key_file) or self.dir / "signing.key", cam)
+        self.router = FeedRouter(cfg, self.signer, self.audit)
+        self.spool = Spool(self.dir / "spool.sqlite", int(cfg.spool.max_mb * 1024 * 1024))
+        self.full_feeds = {f.name for f in cfg.privacy.feeds if f.kind is FeedKind.FULL}
+        self.publisher = None
+        if cfg.mqtt.broker:
+            from edge.publish import Publisher
+
+            self.publisher = Publisher(
+                cfg.mqtt.model_copy(update={k: cfg.resolve(getattr(cfg.mqtt, k)) for k in ("password_file", "ca_file", "cert_file", "key_file")}),
+                cam,
+                self.spool,
+                status=self.status,
+                on_published=lambda read_id, feed: self.audit.append("published", read_id=read_id, feed=feed),
+            )
+        self._last_retention = 0.0
+
+    # -- status ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "camera_id": self.cfg.camera.id,
+            "fps": round(s.fps, 2),
+            "frames": s.frames,
+            "frames_still": s.still_frames,
+            "frames_dropped": self.source.stats.dropped,
+            "frame_errors": self.source.stats.errors,
+            "reconnects": self.source.stats.reconnects,
+            "reads": s.reads,
+            "frame_ms": round(s.frame_ms, 2),
+            "models": self.pipeline.models,
+            "clock_synced": clock_synced(),
+            "uptime_s": round(time.monotonic() - s.started, 1),
+        }
+
+    def _audit_config(self) -> None:
+        digest = hashlib.sha256(self.cfg.model_dump_json().encode()).hexdigest()
+        self.audit.append("camera_started", config_sha256=digest, config_file=str(self.cfg.source_file or "embedded default"))
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, once: bool = False, flush_timeout_s: float = 30.0) -> int:
+        """Process the source until it ends or `stop` is set; then finish open tracks and flush. Returns an exit status."""
+        if self.publisher is not None:
+            self.publisher.start()
+        log.info("camera %s: reading %s", self.cfg.camera.id, self.source.name)
+        try:
+            for frame in self.source.frames():
+                self._process(frame)
+                self._maybe_retention()
+                if stop.is_set():
+                    log.info("stopping: finishing open tracks and flushing the spool")
+                    break
+            for track in self.tracker.flush():
+                self._emit(track)
+        finally:
+            self.source.close()
+            status = self._shutdown(once, flush_timeout_s)
+        return status
+
+    def _process(self, frame: Frame) -> None:
+        s = self.stats
+        s.frames += 1
+        t0 = time.perf_counter()
+        if self.gate is not None and self.tracker.open_tracks == 0 and not self.gate.moved(frame.image):
+            s.still_frames += 1
+            finished = self.tracker.update(frame.timestamp, [])
+        else:
+            if self.gate is not None and self.tracker.open_tracks:
+                self.gate.moved(frame.image)  # keep the reference current while tracking
+            results = self.pipeline.process(frame.image)
+            s.detections += len(results)
+            observations = [Observation(frame, r.detection, r.reading) for r in results if r.reading is not None]
+            finished = self.tracker.update(frame.timestamp, observations, (frame.width, frame.height))
+        ms = (time.perf_counter() - t0) * 1e3
+        s.frame_ms = ms if s.frames == 1 else 0.9 * s.frame_ms + 0.1 * ms
+        s.fps = 1000.0 / s.frame_ms if s.frame_ms > 0 else 0.0
+        for track in finished:
+            self._emit(track)
+
+    def _with_scene(self, track: TrackResult) -> TrackResult:
+        """Direction, lane and speed from the road calibration, calibrated confidence."""
+        cal = self.calibration
+        if cal is None:
+            return track
+        from edge.calibrate import confidence, scene
+
+        first, last = track.path[0][1], track.path[-1][1]
+        anchor = lambda b: (b.center[0], b.y + b.h)  # noqa: E731 - bottom centre of the plate touches the bumper line
+        changes: dict[str, Any] = {
+            "direction": Direction(scene.direction_of(cal, anchor(first), anchor(last), first.w, last.w)),
+            "lane": scene.lane_of(cal, anchor(track.best.detection.box)),
+        }
+        speed = scene.speed_kmh(cal, [anchor(b) for _, b in track.path], [(t - track.first_seen).total_seconds() for t, _ in track.path])
+        if speed is not None:
+            changes["speed_kmh"], changes["speed_uncertainty_kmh"] = speed
+        raw = track.reading.confidence
+        changes["reading"] = dataclasses.replace(track.reading, confidence=confidence.calibrate_confidence(cal, raw))
+        return dataclasses.replace(track, **changes)
+
+    def _emit(self, track: TrackResult) -> None:
+        from edge.context import build_read
+
+        track = self._with_scene(track)
+        if track.reading.confidence < self.cfg.reader.min_confidence:
+            self.stats.rejected_low_confidence += 1
+            log.debug("dropped %s: confidence %.2f below %.2f", track.reading.text, track.reading.confidence, self.cfg.reader.min_confidence)
+            return
+        read = build_read(
+            track,
+            self.cfg,
+            models=self.pipeline.models,
+            calibration=self.calibration,
+            clock_synced=clock_synced(),
+            processing_ms=round(self.stats.frame_ms, 2),
+        )
+        outbound = self.router.route(read)
+        for item in outbound:
+            self.spool.put(item)  # durable before anything else sees it
+        self.stats.reads += 1
+        if self.publisher is not None:
+            self.publisher.notify()
+        else:
+            for item in outbound:
+                if item.feed in self.full_feeds or not self.full_feeds:
+                    self.out.write(item.record.decode() + "\n")
+            self.out.flush()
+
+    def _maybe_retention(self) -> None:
+        now = time.monotonic()
+        if now - self._last_retention >= RETENTION_EVERY_S:
+            from edge.privacy import apply_retention
+
+            self._last_retention = now
+            apply_retention(self.spool, self.cfg, self.audit)
+
+    def _shutdown(self, once: bool, flush_timeout_s: float) -> int:
+        status = 0
+        if self.publisher is not None:
+            delivered = self.publisher.flush(flush_timeout_s if once else min(flush_timeout_s, 10.0))
+            if not delivered:
+                log.warning("%d read(s) not yet acknowledged by the broker; they stay in %s and go at the next start", self.spool.depth(), self.spool_path)
+            self.publisher.stop()
+        elif self.spool.depth():
+            log.info("no broker configured: %d read(s) kept in %s for a later run with --broker", self.spool.depth(), self.spool_path)
+        self.spool.close()
+        s = self.stats
+        log.info(
+            "done: %d frames (%d still, %d dropped, %d unreadable), %d detections, %d reads, %d below confidence",
+            s.frames, s.still_frames, self.source.stats.dropped, self.source.stats.errors, s.detections, s.reads, s.rejected_low_confidence,
+        )
+        return status
+
+    @property
+    def spool_path(self) -> Path:
+        return self.dir / "spool.sqlite"
+

@@ -1,0 +1,56 @@
+"""`edge run`: the per-camera process (see ../shared/INTERFACES.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from edge.config import load_camera_config
+from edge.errors import ConfigError
+
+log = logging.getLogger("edge.run")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run one camera: capture, detect, read, track, publish",
+        description="Run one camera's pipeline. Without --broker, reads are printed as JSON lines on stdout "
+        "and kept in the spool; a later run with --broker and the same spool sends them.",
+    )
+    p.add_argument("--source", help="folder of frames, video file, rtsp:// or http(s):// URL, /dev/videoN or device index (default: the config's capture.source)")
+    p.add_argument("--camera", required=True, help="camera id (names topics, spool and key files)")
+    p.add_argument("--config", type=Path, help="camera TOML file (default: the embedded default)")
+    p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (default: the config's mqtt.broker)")
+    p.add_argument("--spool", type=Path, help="spool folder (default: the config's spool.dir)")
+    p.add_argument("--once", action="store_true", help="process the source to its end, wait until every read is acknowledged or safely spooled, exit 0")
+    p.add_argument("--flush-timeout", type=float, default=60.0, metavar="S", help="with --once: seconds to wait for the broker's acknowledgements (default 60)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.camera import Camera
+    from edge.capture import open_source
+
+    cfg = load_camera_config(args.config)
+    cfg = cfg.with_overrides(camera={"id": args.camera}, mqtt={"broker": args.broker}, capture={"source": args.source})
+    if not cfg.capture.source:
+        raise ConfigError("no source: give --source or set capture.source in the config")
+    source = open_source(cfg.capture.source, cfg.capture)
+    camera = Camera(cfg, source, spool_dir=args.spool)
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+        if source.live:
+            source.close()  # unblock the frame wait; offline sources stop between frames
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return camera.run(stop, once=args.once, flush_timeout_s=args.flush_timeout)

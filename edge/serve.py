@@ -1,0 +1,112 @@
+"""`edge serve`: one OS process per camera, restarted with backoff when it crashes.
+
+Each camera runs as `python -m edge run --config FILE --camera ID`, so a crash,
+a leak or a hung stream in one camera never touches another. On SIGTERM/SIGINT
+every camera is asked to stop (it finishes open tracks and flushes its spool),
+and is killed only if it outlasts `stop_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.config import SiteConfig, load_camera_config
+
+log = logging.getLogger(__name__)
+
+# A camera that ran this long before exiting had a transient failure: reset its backoff.
+_HEALTHY_AFTER_S = 60.0
+
+
+@dataclass
+class _Child:
+    camera_id: str
+    argv: list[str]
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    delay_s: float = 0.0
+    restart_at: float = 0.0
+    restarts: int = 0
+
+
+def camera_commands(site: SiteConfig) -> list[_Child]:
+    children = []
+    base = site.source_file.parent if site.source_file else Path.cwd()
+    for entry in site.cameras:
+        path = entry.config if entry.config.is_absolute() else base / entry.config
+        cfg = load_camera_config(path)  # validate every camera before starting any
+        argv = [sys.executable, "-m", "edge", "run", "--config", str(path), "--camera", cfg.camera.id]
+        source = entry.source or cfg.capture.source
+        if source:
+            argv += ["--source", source]
+        children.append(_Child(cfg.camera.id, argv))
+    ids = [c.camera_id for c in children]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        from edge.errors import ConfigError
+
+        raise ConfigError(f"{site.source_file}: camera ids must be unique across the site, repeated: {', '.join(dupes)}")
+    return children
+
+
+def serve(site: SiteConfig, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    children = camera_commands(site)
+
+    def on_signal(signum, _frame):
+        log.info("received %s: stopping %d camera(s)", signal.Signals(signum).name, len(children))
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    for child in children:
+        child.delay_s = site.restart_initial_s
+        _start(child)
+    while not stop.wait(0.5):
+        now = time.monotonic()
+        for child in children:
+            if child.proc is not None and child.proc.poll() is not None:
+                code = child.proc.returncode
+                ran = now - child.started
+                if ran > _HEALTHY_AFTER_S:
+                    child.delay_s = site.restart_initial_s
+                log.warning("camera %s exited with status %s after %.0f s; restarting in %.0f s", child.camera_id, code, ran, child.delay_s)
+                child.proc = None
+                child.restart_at = now + child.delay_s
+                child.delay_s = min(child.delay_s * 2, site.restart_max_s)
+            elif child.proc is None and now >= child.restart_at:
+                child.restarts += 1
+                _start(child)
+    _stop_all(children, site.stop_timeout_s)
+    return 0
+
+
+def _start(child: _Child) -> None:
+    # Children inherit stderr: their log lines already carry the camera id.
+    child.proc = subprocess.Popen(child.argv, stdin=subprocess.DEVNULL, start_new_session=True)
+    child.started = time.monotonic()
+    log.info("camera %s: started (pid %d)", child.camera_id, child.proc.pid)
+
+
+def _stop_all(children: list[_Child], timeout_s: float) -> None:
+    running = [c for c in children if c.proc is not None and c.proc.poll() is None]
+    for c in running:
+        c.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for c in running:
+        try:
+            c.proc.wait(max(0.1, deadline - time.monotonic()))
+            log.info("camera %s: stopped (status %s)", c.camera_id, c.proc.returncode)
+        except subprocess.TimeoutExpired:
+            log.error("camera %s: did not stop within %.0f s; killing it (its spool keeps what was read)", c.camera_id, timeout_s)
+            c.proc.kill()
+            c.proc.wait()

@@ -1,0 +1,49 @@
+import threading
+import time
+
+import pytest
+
+from edge.config import load_site_config
+from edge.errors import ConfigError
+from edge.serve import camera_commands, serve
+
+
+def site(tmp_path, cameras: list[tuple[str, str]]):
+    text = "restart_initial_s = 0.2\nrestart_max_s = 0.4\nstop_timeout_s = 5\n"
+    for cam_id, source in cameras:
+        (tmp_path / f"{cam_id}.toml").write_text(f'[camera]\nid = "{cam_id}"\n')
+        text += f'[[cameras]]\nconfig = "{cam_id}.toml"\nsource = "{source}"\n'
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    return load_site_config(path)
+
+
+def test_each_camera_gets_its_own_run_command(tmp_path):
+    children = camera_commands(site(tmp_path, [("north", "/dev/null-a"), ("south", "rtsp://u:p@cam/2")]))
+    assert [c.camera_id for c in children] == ["north", "south"]
+    assert children[1].argv[-2:] == ["--source", "rtsp://u:p@cam/2"]
+    assert children[0].argv[children[0].argv.index("--camera") + 1] == "north"
+
+
+def test_duplicate_camera_ids_are_refused(tmp_path):
+    s = site(tmp_path, [("north", "a")])
+    s = s.model_copy(update={"cameras": s.cameras * 2})
+    with pytest.raises(ConfigError, match="unique"):
+        camera_commands(s)
+
+
+def test_crashing_camera_is_restarted_with_backoff_and_stop_is_clean(tmp_path, caplog):
+    caplog.set_level("INFO")
+    stop = threading.Event()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("code", serve(site(tmp_path, [("north", str(tmp_path / "missing"))]), stop)))
+    t.start()
+    deadline = time.monotonic() + 30
+    while caplog.text.count("exited with status 2") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    t.join(15)
+    assert not t.is_alive()
+    assert result["code"] == 0
+    assert caplog.text.count("exited with status 2") >= 2
+    assert "restarting in" in caplog.text
