@@ -130,20 +130,32 @@ class Camera:
 
     # -- the loop ------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, once: bool = False, flush_timeout_s: float = 30.0) -> int:
-        """Process the source until it ends or `stop` is set; then finish open tracks and flush. Returns an exit status."""
+    def run(self, stop: threading.Event, once: bool = False, flush_timeout_s: float = 30.0, progress: TextIO | None = None) -> int:
+        """Process the source until it ends or `stop` is set; then finish open tracks and flush. Returns an exit status.
+
+        `progress`: a terminal to show a one-line progress display on (offline sources).
+        """
         if self.publisher is not None:
             self.publisher.start()
         log.info("camera %s: reading %s", self.cfg.camera.id, self.source.name)
+        total = len(getattr(self.source, "paths", ())) or None
+        shown = 0.0
         try:
             for frame in self.source.frames():
                 self._process(frame)
                 self._maybe_retention()
+                if progress is not None and time.monotonic() - shown > 0.25:
+                    shown = time.monotonic()
+                    of = f"/{total}" if total else ""
+                    progress.write(f"\r  frame {self.stats.frames}{of}  reads {self.stats.reads}  {self.stats.fps:5.1f} fps ")
+                    progress.flush()
                 if stop.is_set():
                     log.info("stopping: finishing open tracks and flushing the spool")
                     break
             for track in self.tracker.flush():
                 self._emit(track)
+            if progress is not None:
+                progress.write("\n")
         finally:
             self.source.close()
             status = self._shutdown(once, flush_timeout_s)

@@ -53,4 +53,5 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return camera.run(stop, once=args.once, flush_timeout_s=args.flush_timeout)
+    progress = sys.stderr if sys.stderr.isatty() and not source.live else None
+    return camera.run(stop, once=args.once, flush_timeout_s=args.flush_timeout, progress=progress)
