@@ -145,6 +145,27 @@ def distort_points(k: np.ndarray, d: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return out.reshape(-1, 2)
 
 
+def patch_region(k: np.ndarray, d: np.ndarray, box_xywh, margin: float) -> tuple[float, float, int, int]:
+    """Where the undistorted patch of a raw-frame box lies in the ideal image: (x0, y0, width, height).
+
+    The box's outline (corners and edge midpoints) is undistorted, and its bounding
+    rectangle widened by `margin` of its size on each side.
+    """
+    x, y, w, h = (float(v) for v in box_xywh)
+    outline = np.array(
+        [[x + fx * w, y + fy * h] for fx, fy in ((0, 0), (0.5, 0), (1, 0), (1, 0.5), (1, 1), (0.5, 1), (0, 1), (0, 0.5))]
+    )
+    ideal = cv2.undistortPoints(outline.reshape(-1, 1, 2), k, d, P=k).reshape(-1, 2)
+    (ux0, uy0), (ux1, uy1) = ideal.min(axis=0), ideal.max(axis=0)
+    bw, bh = ux1 - ux0, uy1 - uy0
+    return (
+        float(ux0 - bw * margin),
+        float(uy0 - bh * margin),
+        max(1, int(round(bw * (1 + 2 * margin)))),
+        max(1, int(round(bh * (1 + 2 * margin)))),
+    )
+
+
 def undistort_patch(cal: Calibration, image: np.ndarray, box_xywh, margin: float = 0.15) -> np.ndarray:
     """The plate crop (box of the raw frame, plus `margin` of its size on each side), undistorted.
 
@@ -161,15 +182,7 @@ def undistort_patch(cal: Calibration, image: np.ndarray, box_xywh, margin: float
         x1, y1 = min(w_img, int(round(x + w + mx))), min(h_img, int(round(y + h + my)))
         return image[y0:y1, x0:x1].copy()
     k, d = cam
-    # The box's outline in the ideal image; its bounding rectangle (plus margin) is the patch.
-    outline = np.array(
-        [[x + fx * w, y + fy * h] for fx, fy in ((0, 0), (0.5, 0), (1, 0), (1, 0.5), (1, 1), (0.5, 1), (0, 1), (0, 0.5))]
-    )
-    ideal = cv2.undistortPoints(outline.reshape(-1, 1, 2), k, d, P=k).reshape(-1, 2)
-    (ux0, uy0), (ux1, uy1) = ideal.min(axis=0), ideal.max(axis=0)
-    bw, bh = ux1 - ux0, uy1 - uy0
-    ux0, uy0, ux1, uy1 = ux0 - bw * margin, uy0 - bh * margin, ux1 + bw * margin, uy1 + bh * margin
-    pw, ph = max(1, int(round(ux1 - ux0))), max(1, int(round(uy1 - uy0)))
+    ux0, uy0, pw, ph = patch_region(k, d, (x, y, w, h), margin)
     gx, gy = np.meshgrid(ux0 + np.arange(pw, dtype=np.float64), uy0 + np.arange(ph, dtype=np.float64))
     raw = distort_points(k, d, np.stack([gx.ravel(), gy.ravel()], axis=1))
     map_x = raw[:, 0].reshape(ph, pw).astype(np.float32)

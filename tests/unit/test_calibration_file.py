@@ -1,0 +1,136 @@
+"""The calibration file: round trip, merging sections, errors that name the key, validate-config."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.calibrate.file import Calibration, Lane, dumps_calibration, load_calibration, save_calibration
+from edge.cli import main
+from edge.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+K = np.array([[1000.0, 0.0, 640.0], [0.0, 1001.5, 355.0], [0.0, 0.0, 1.0]])
+
+
+def lens_only() -> Calibration:
+    return Calibration(
+        camera_id="demo",
+        image_size=(1280, 720),
+        camera_matrix=K,
+        dist_coeffs=np.array([-0.1, 0.02, 0.001, -0.002, 0.0]),
+        reprojection_rms=0.12,
+        made_by={"lens": "edge calibrate lens --images x --board 9x6 --square-mm 30"},
+    )
+
+
+def scene_only() -> Calibration:
+    return Calibration(
+        roi=((0.0, 300.0), (1280.0, 300.0), (1280.0, 720.0), (0.0, 720.0)),
+        lanes=(Lane("1", ((0.0, 300.0), (640.0, 300.0), (640.0, 720.0))), Lane("2", ((640.0, 300.0), (1280.0, 300.0), (1280.0, 720.0)))),
+        travel_direction="towards",
+        homography=np.array([[0.01, 0.0, -6.4], [0.0, -0.02, 20.0], [0.0, 0.001, 1.0]]),
+    )
+
+
+def test_round_trip_keeps_every_value(tmp_path):
+    path = tmp_path / "cam.toml"
+    s = scene_only()
+    cal = replace(
+        lens_only(),
+        roi=s.roi,
+        lanes=s.lanes,
+        travel_direction=s.travel_direction,
+        homography=s.homography,
+        plate_width_px=(40.0, 180.0),
+        confidence_knots=((0.1, 0.5, 0.9), (0.05, 0.4, 0.97)),
+    )
+    save_calibration(cal, path)
+    back = load_calibration(path)
+    np.testing.assert_allclose(back.camera_matrix, cal.camera_matrix)
+    np.testing.assert_allclose(back.dist_coeffs, cal.dist_coeffs)
+    np.testing.assert_allclose(back.homography, cal.homography)
+    assert back.roi == cal.roi and back.lanes == cal.lanes and back.travel_direction == "towards"
+    assert back.plate_width_px == (40.0, 180.0) and back.confidence_knots == cal.confidence_knots
+    assert back.image_size == (1280, 720) and back.camera_id == "demo" and back.reprojection_rms == 0.12
+    assert back.made_by["lens"].startswith("edge calibrate lens")
+
+
+def test_saving_one_section_keeps_the_others(tmp_path):
+    path = tmp_path / "cam.toml"
+    save_calibration(lens_only(), path)
+    save_calibration(scene_only(), path)
+    save_calibration(Calibration(plate_width_px=(30.0, 90.0)), path)
+    back = load_calibration(path)
+    np.testing.assert_allclose(back.camera_matrix, K)
+    assert back.lanes == scene_only().lanes and back.plate_width_px == (30.0, 90.0)
+    assert back.made_by["lens"].startswith("edge calibrate lens")  # provenance of the untouched section survives
+
+
+def test_file_has_comments_saying_what_made_each_section():
+    text = dumps_calibration(lens_only())
+    assert "[lens]" in text and 'made_by = "edge calibrate lens' in text
+    assert "# Lens:" in text and "`edge calibrate lens`" in text
+    assert "[scene]" not in text  # empty sections are not written
+
+
+BAD = [
+    ("[lens]\ncamera_matrix = [[-5.0, 0, 640], [0, 1000, 360], [0, 0, 1]]\ndist_coeffs = [0, 0, 0, 0, 0]\n",
+     "lens.camera_matrix", "focal lengths"),
+    ("[lens]\ncamera_matrix = [[1000, 0, 640], [0, 1000, 360]]\ndist_coeffs = [0, 0, 0, 0, 0]\n", "lens.camera_matrix", "3x3"),
+    ("[lens]\ncamera_matrix = [[1000, 0, 640], [0, 1000, 360], [0, 0, 1]]\ndist_coeffs = [0, 0]\n", "lens.dist_coeffs", "5 numbers"),
+    ("[scene]\nroi = [[0, 0], [10, 10]]\n", "scene.roi", "at least 3 points"),
+    ("[scene]\ntravel_direction = \"north\"\n", "scene.travel_direction", "'towards'"),
+    ("[scene]\nhomography = [[1, 2, 3], [2, 4, 6], [0, 0, 1]]\n", "scene.homography", "singular"),
+    ("[[scene.lanes]]\nname = \"1\"\npolygon = [[0, 0], [5, 5], [10, 10]]\n", "scene.lanes.0.polygon", "no area"),
+    ("[plate_size]\nwidth_px = [90, 40]\n", "plate_size.width_px", "min < max"),
+    ("[confidence]\nx_knots = [0.1, 0.5, 0.9]\ny_knots = [0.2, 0.1, 0.9]\n", "confidence.y_knots", "must not decrease"),
+    ("[confidence]\nx_knots = [0.5, 0.1]\ny_knots = [0.2, 0.3]\n", "confidence.x_knots", "strictly increasing"),
+    ("image_size = [640, 480]\n[scene]\nroi = [[0, 0], [2000, 0], [2000, 400]]\n", "(top level)", "outside image_size"),
+    ("[lens]\nfocal = 3\n", "lens.focal", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("text,key,message", BAD, ids=[b[1] + ":" + b[2] for b in BAD])
+def test_bad_field_is_named(tmp_path, text, key, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_calibration(path)
+    assert str(path) in str(err.value)
+    line = next(ln for ln in str(err.value).splitlines() if message in ln)
+    assert line.strip().startswith(key)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="calibration file not found"):
+        load_calibration(tmp_path / "absent.toml")
+    (tmp_path / "broken.toml").write_text("[lens\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_calibration(tmp_path / "broken.toml")
+
+
+def test_a_bad_calibration_is_never_written(tmp_path):
+    bad = Calibration(plate_width_px=(50.0, 10.0))
+    with pytest.raises(ConfigError, match="plate_size.width_px"):
+        save_calibration(bad, tmp_path / "cam.toml")
+    assert not (tmp_path / "cam.toml").exists()
+
+
+def test_validate_config_checks_the_calibration_file(tmp_path, capsys):
+    (tmp_path / "cam.toml").write_text('[camera]\nid = "c1"\ncalibration = "cal.toml"\n')
+    (tmp_path / "cal.toml").write_text("[plate_size]\nwidth_px = [0, 40]\n")
+    assert main(["validate-config", str(tmp_path / "cam.toml")]) == 1
+    err = capsys.readouterr().err
+    assert "cal.toml" in err and "plate_size.width_px = [0, 40]" in err
+    save_calibration(lens_only(), tmp_path / "cal.toml", merge_existing=False)
+    assert main(["validate-config", str(tmp_path / "cam.toml")]) == 0
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "calibration").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_calibration_files_are_valid(path):
+    cal = load_calibration(path)
+    assert cal.image_size is not None and cal.camera_matrix is not None
