@@ -1,0 +1,254 @@
+"""Plate detection: full frame (or the calibrated region of interest) -> Detections in frame pixels.
+
+    detector = load_detector(cfg, calibration)
+    for d in detector.detect(frame.image):   # sorted by score, highest first
+        d.box, d.score, d.corners
+
+The project's detector (models/detector.onnx, card in models/detector.md) is a
+CenterNet-style network on a 384x640 letterboxed input: a heat map of plate
+centres at stride 4 plus, per cell, the box size and the four plate corners.
+This module does everything around the network in numpy/OpenCV:
+
+1. Plan the windows: the bounding rectangle of the calibrated region of interest
+   (or the whole frame). When calibration gives the smallest plate width and that
+   plate would be drawn below MIN_PLATE_INPUT_PX wide at the model's input, the
+   window is cut into overlapping tiles so it stays big enough (each tile costs one
+   more inference; at most MAX_TILES).
+2. Letterbox each window: resize the uint8 image (INTER_AREA when shrinking, as in
+   training), paste it top-left on a grey canvas.
+3. Decode: local maxima of the heat map above the threshold -> box and corners.
+4. Map back to frame pixels, drop boxes whose centre is outside the ROI polygon or
+   whose width is implausible for the calibrated plate size, then greedy NMS.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from edge.config import CameraConfig
+from edge.onnx import OnnxModel, load_model
+from edge.types import Box, Corners, Detection
+
+log = logging.getLogger(__name__)
+
+MIN_PLATE_INPUT_PX = 24.0  # below this width at the model input recall drops (see models/detector.md)
+MAX_TILES = 6  # bounds the cost of tiling: 6 inferences per frame at most
+PLATE_WIDTH_TOLERANCE = (0.6, 1.6)  # calibrated (min, max) widths are estimates: allow this much beyond them
+DEFAULT_INPUT_HW = (384, 640)
+DEFAULT_PAD = 114
+
+
+class PlateDetector(Protocol):
+    name: str
+    models: dict[str, str]
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of the frame run through the network on its own: x, y, w, h in frame pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def letterbox(image: np.ndarray, input_hw: tuple[int, int], pad: int = DEFAULT_PAD) -> tuple[np.ndarray, float]:
+    """Fit `image` into input_hw keeping its aspect, top-left, grey padding; returns (canvas, scale)."""
+    h, w = image.shape[:2]
+    scale = min(input_hw[0] / h, input_hw[1] / w)
+    nw, nh = min(input_hw[1], max(1, round(w * scale))), min(input_hw[0], max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    canvas = np.full((input_hw[0], input_hw[1], 3), pad, np.uint8)
+    canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=interp)
+    return canvas, scale
+
+
+def unletterbox(points: np.ndarray, scale: float, window: Window) -> np.ndarray:
+    """Model-input pixels (..., 2) -> frame pixels, for a window letterboxed with `scale`."""
+    return points / scale + np.array([window.x, window.y], np.float32)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_candidates: int = 200) -> list[int]:
+    """Greedy non-maximum suppression over (N, 4) x, y, w, h boxes; indices kept, best first."""
+    order = np.argsort(-scores, kind="stable")[:max_candidates]
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    areas = boxes[:, 2] * boxes[:, 3]
+    keep: list[int] = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        iw = np.clip(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0, None)
+        ih = np.clip(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0, None)
+        inter = iw * ih
+        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return keep
+
+
+def decode(heat: np.ndarray, reg: np.ndarray, threshold: float, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heat (H, W) and reg (12, H, W) -> boxes (N, 4) x,y,w,h, scores (N,), corners (N, 4, 2), model-input pixels."""
+    peaks = (heat >= threshold) & (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8)))
+    ii, jj = np.nonzero(peaks)
+    scores = heat[ii, jj].astype(np.float32)
+    r = reg[:, ii, jj].astype(np.float32)  # (12, N)
+    cx = (jj + r[0]) * stride
+    cy = (ii + r[1]) * stride
+    w = np.exp(np.clip(r[2], -3, 6)) * stride
+    h = np.exp(np.clip(r[3], -3, 6)) * stride
+    boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+    rel = r[4:12].T.reshape(-1, 4, 2)
+    corners = np.stack([cx, cy], axis=1)[:, None, :] + rel * np.stack([w, h], axis=1)[:, None, :]
+    return boxes, scores, corners
+
+
+def plan_windows(
+    frame_w: int,
+    frame_h: int,
+    input_hw: tuple[int, int],
+    roi: Sequence[tuple[float, float]] | None = None,
+    plate_width_px: tuple[float, float] | None = None,
+) -> list[Window]:
+    """The frame rectangles to run the network on: the ROI's bounding box, tiled if plates would be too small."""
+    if roi:
+        pts = np.asarray(roi, np.float32)
+        x0, y0 = max(0, int(math.floor(pts[:, 0].min()))), max(0, int(math.floor(pts[:, 1].min())))
+        x1, y1 = min(frame_w, int(math.ceil(pts[:, 0].max()))), min(frame_h, int(math.ceil(pts[:, 1].max())))
+        if x1 - x0 < 8 or y1 - y0 < 8:  # an ROI off the frame: fall back to the frame rather than see nothing
+            x0, y0, x1, y1 = 0, 0, frame_w, frame_h
+    else:
+        x0, y0, x1, y1 = 0, 0, frame_w, frame_h
+    w, h = x1 - x0, y1 - y0
+    scale = min(input_hw[0] / h, input_hw[1] / w)
+    if not plate_width_px or plate_width_px[0] * scale >= MIN_PLATE_INPUT_PX:
+        return [Window(x0, y0, w, h)]
+    # Tiles with the model's aspect, sized so the smallest plate reaches MIN_PLATE_INPUT_PX,
+    # overlapping by the largest plate so every plate lies whole inside at least one tile.
+    need = MIN_PLATE_INPUT_PX / plate_width_px[0]
+    tw, th = min(w, input_hw[1] / need), min(h, input_hw[0] / need)
+    overlap = min(plate_width_px[1] * 1.1, tw * 0.5)
+    nx = max(1, math.ceil((w - overlap) / max(1.0, tw - overlap)))
+    ny = max(1, math.ceil((h - overlap * 0.5) / max(1.0, th - overlap * 0.5)))
+    if nx * ny > MAX_TILES:
+        # Keep the cost bounded: grow the tiles evenly (plates a little smaller than asked for).
+        grow = math.sqrt(nx * ny / MAX_TILES)
+        tw, th = min(w, tw * grow), min(h, th * grow)
+        nx = max(1, math.ceil((w - overlap) / max(1.0, tw - overlap)))
+        ny = max(1, min(MAX_TILES // nx, math.ceil((h - overlap * 0.5) / max(1.0, th - overlap * 0.5))))
+        th = max(th, (h + (ny - 1) * overlap * 0.5) / ny)
+    xs = [x0 + round(i * (w - tw) / (nx - 1)) if nx > 1 else x0 for i in range(nx)]
+    ys = [y0 + round(j * (h - th) / (ny - 1)) if ny > 1 else y0 for j in range(ny)]
+    return [Window(x, y, round(tw), round(th)) for y in ys for x in xs]
+
+
+def _scaled_calibration(calibration: Any, frame_w: int, frame_h: int) -> tuple[list | None, tuple[float, float] | None]:
+    """ROI and plate widths from the calibration, rescaled when the frame size differs from the calibrated one."""
+    if calibration is None:
+        return None, None
+    roi = getattr(calibration, "roi", None)
+    widths = getattr(calibration, "plate_width_px", None)
+    size = getattr(calibration, "image_size", None)
+    if size and (size[0] != frame_w or size[1] != frame_h):
+        sx, sy = frame_w / size[0], frame_h / size[1]
+        roi = [(x * sx, y * sy) for x, y in roi] if roi else roi
+        widths = (widths[0] * sx, widths[1] * sx) if widths else widths
+    return (list(roi) if roi else None), (tuple(widths) if widths else None)
+
+
+# --------------------------------------------------------------------------- the detector
+
+
+class OnnxPlateDetector:
+    """The project's ONNX detector with ROI cropping, tiling, decoding and NMS."""
+
+    def __init__(self, model: OnnxModel, threshold: float, nms_iou: float, calibration: Any = None):
+        self.model = model
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+        self.calibration = calibration
+        side = model.sidecar
+        inp = side.get("input", {})
+        self.input_hw = (int(inp.get("height", DEFAULT_INPUT_HW[0])), int(inp.get("width", DEFAULT_INPUT_HW[1])))
+        self.pad = int(inp.get("pad_value", DEFAULT_PAD))
+        self.stride = int(side.get("stride", 4))
+        self.name = f"onnx:{model.name}-{model.version}"
+        self.models = {model.path.name: model.sha256}
+        self._plans: dict[tuple[int, int], tuple[list[Window], list | None, tuple[float, float] | None]] = {}
+
+    def _plan(self, frame_w: int, frame_h: int):
+        key = (frame_w, frame_h)
+        if key not in self._plans:
+            roi, widths = _scaled_calibration(self.calibration, frame_w, frame_h)
+            windows = plan_windows(frame_w, frame_h, self.input_hw, roi, widths)
+            if len(windows) > 1:
+                log.info("detector: %d tiles per %dx%d frame so %.0f px plates stay findable", len(windows), frame_w, frame_h, widths[0])
+            self._plans[key] = (windows, roi, widths)
+        return self._plans[key]
+
+    def detect_window(self, image: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N,4), scores (N,), corners (N,4,2) in frame pixels for one window, before filtering and NMS."""
+        crop = image[window.y : window.y + window.h, window.x : window.x + window.w]
+        canvas, scale = letterbox(crop, self.input_hw, self.pad)
+        tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+        heat, reg = self.model.run(tensor)
+        boxes, scores, corners = decode(heat[0, 0], reg[0], self.threshold, self.stride)
+        # Drop what was found in the grey padding (no image there).
+        inside = (boxes[:, 0] + boxes[:, 2] / 2 < crop.shape[1] * scale) & (boxes[:, 1] + boxes[:, 3] / 2 < crop.shape[0] * scale)
+        boxes, scores, corners = boxes[inside], scores[inside], corners[inside]
+        boxes = boxes.copy()
+        boxes[:, :2] = unletterbox(boxes[:, :2], scale, window)
+        boxes[:, 2:] /= scale
+        return boxes, scores, unletterbox(corners, scale, window)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        fh, fw = image.shape[:2]
+        windows, roi, widths = self._plan(fw, fh)
+        parts = [self.detect_window(image, w) for w in windows]
+        boxes = np.concatenate([p[0] for p in parts])
+        scores = np.concatenate([p[1] for p in parts])
+        corners = np.concatenate([p[2] for p in parts])
+        # Clip to the frame; a box mostly outside it is noise.
+        x0 = np.clip(boxes[:, 0], 0, fw)
+        y0 = np.clip(boxes[:, 1], 0, fh)
+        x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, fw)
+        y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, fh)
+        boxes = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+        ok = (boxes[:, 2] >= 2) & (boxes[:, 3] >= 2)
+        if widths:
+            ok &= (boxes[:, 2] >= widths[0] * PLATE_WIDTH_TOLERANCE[0]) & (boxes[:, 2] <= widths[1] * PLATE_WIDTH_TOLERANCE[1])
+        if roi:
+            poly = np.asarray(roi, np.float32).reshape(-1, 1, 2)
+            centres = boxes[:, :2] + boxes[:, 2:] / 2
+            ok &= np.array([cv2.pointPolygonTest(poly, (float(cx), float(cy)), False) >= 0 for cx, cy in centres], bool)
+        boxes, scores, corners = boxes[ok], scores[ok], corners[ok]
+        keep = nms(boxes, scores, self.nms_iou)
+        return [_detection(boxes[i], scores[i], corners[i], fw, fh) for i in keep]
+
+
+def _detection(box: np.ndarray, score: float, corners: np.ndarray, fw: int, fh: int) -> Detection:
+    pts = np.clip(corners, [0, 0], [fw - 1, fh - 1])
+    c: Corners = tuple((float(x), float(y)) for x, y in pts)  # type: ignore[assignment]
+    return Detection(Box(float(box[0]), float(box[1]), float(box[2]), float(box[3])), float(min(1.0, max(0.0, score))), c)
+
+
+def load_detector(cfg: CameraConfig, calibration: Any = None) -> PlateDetector:
+    """The camera's detector; a missing or broken model file raises ModelError naming it."""
+    path: Path = cfg.model_path(cfg.detector.model)
+    model = load_model(path, threads=cfg.detector.threads)
+    detector = OnnxPlateDetector(model, cfg.detector.threshold, cfg.detector.nms_iou, calibration)
+    # One warm-up run so the first real frame is not slowed by onnxruntime's lazy initialisation.
+    detector.detect_window(np.full((*detector.input_hw, 3), DEFAULT_PAD, np.uint8), Window(0, 0, detector.input_hw[1], detector.input_hw[0]))
+    return detector
