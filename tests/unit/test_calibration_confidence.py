@@ -1,0 +1,89 @@
+"""Confidence calibration (isotonic map, ECE) and the plate-size range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.calibrate.confidence import (
+    apply_knots,
+    calibrate_confidence,
+    expected_calibration_error,
+    fit_confidence,
+    isotonic_fit,
+)
+from edge.calibrate.file import Calibration
+from edge.calibrate.platesize import detection_scale, fit_plate_width, plausible_width
+from edge.errors import ConfigError
+
+
+def overconfident_reader(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw scores crowded near 1 while the true chance of an exact read is much lower (like a CTC max-prob)."""
+    rng = np.random.default_rng(seed)
+    p_true = rng.beta(2.0, 1.2, n)  # how likely each read really is to be right
+    raw = 1 - (1 - p_true) ** 3  # the reader's score: monotone in p_true, but inflated
+    correct = (rng.random(n) < p_true).astype(float)
+    return raw, correct
+
+
+def test_pool_adjacent_violators_on_a_known_case():
+    xs, ys = isotonic_fit([1, 2, 3, 4, 5, 6], [0, 1, 0, 1, 1, 0])
+    # 0 | 1,0 pool to 0.5 | 1, 1, 0: the last 0 pools with the 1 before it (0.5), which then pools with 1: 2/3.
+    np.testing.assert_allclose(ys, [0.0, 0.5, 2 / 3])
+    np.testing.assert_allclose(xs, [1.0, 2.5, 5.0])
+    assert np.all(np.diff(ys) >= 0)
+
+
+def test_tied_scores_map_to_one_value():
+    xs, ys = isotonic_fit([0.5, 0.5, 0.5, 0.9], [1, 0, 0, 1])
+    np.testing.assert_allclose(xs, [0.5, 0.9])
+    np.testing.assert_allclose(ys, [1 / 3, 1.0])
+
+
+def test_ece_of_a_perfectly_calibrated_and_a_wrong_score():
+    rng = np.random.default_rng(0)
+    p = rng.random(20000)
+    hits = (rng.random(20000) < p).astype(float)
+    assert expected_calibration_error(p, hits) < 0.02
+    assert expected_calibration_error(np.full(20000, 0.95), hits) == pytest.approx(0.45, abs=0.02)
+
+
+def test_calibrated_confidence_has_lower_error_on_held_back_reads():
+    train_raw, train_ok = overconfident_reader(3000, seed=1)
+    test_raw, test_ok = overconfident_reader(1500, seed=2)  # held back: never seen by the fit
+    fit = fit_confidence(train_raw, train_ok, test_raw, test_ok)
+    assert fit.ece_raw > 0.1  # the raw score really is off
+    assert fit.ece_calibrated < fit.ece_raw / 3
+    assert fit.ece_calibrated < 0.05
+    xs, ys = fit.knots
+    assert len(xs) <= 64 and all(b > a for a, b in zip(xs, xs[1:])) and all(b >= a for a, b in zip(ys, ys[1:]))
+
+
+def test_calibrate_confidence_applies_the_map_and_is_identity_without_one():
+    assert calibrate_confidence(Calibration(), 0.73) == 0.73
+    assert calibrate_confidence(None, 0.2) == 0.2
+    cal = Calibration(confidence_knots=((0.2, 0.8), (0.1, 0.5)))
+    assert calibrate_confidence(cal, 0.5) == pytest.approx(0.3)
+    assert calibrate_confidence(cal, 0.0) == pytest.approx(0.1) and calibrate_confidence(cal, 1.0) == pytest.approx(0.5)
+    np.testing.assert_allclose(apply_knots(cal.confidence_knots, [0.2, 0.8]), [0.1, 0.5])
+
+
+def test_plate_width_range_is_robust_and_used():
+    rng = np.random.default_rng(0)
+    widths = list(rng.uniform(60, 140, 200)) + [3.0, 900.0]  # two stray boxes
+    lo, hi = fit_plate_width(widths)
+    assert 40 < lo < 60 and 140 < hi < 200
+    cal = Calibration(plate_width_px=(lo, hi), image_size=(1280, 720))
+    assert plausible_width(cal, 100) and not plausible_width(cal, 10) and not plausible_width(cal, 500)
+    assert plausible_width(cal, 50, scale=0.5)  # at half resolution plates are half as wide
+    assert plausible_width(None, 1e6)
+    with pytest.raises(ConfigError, match="need at least"):
+        fit_plate_width([50, 60])
+
+
+def test_detection_scale_keeps_the_smallest_plate_detectable():
+    cal = Calibration(plate_width_px=(40.0, 200.0), image_size=(1920, 1080))
+    # Fitting 1920 into 640 would make a 40 px plate 13 px wide: shrink less, to keep it at 16 px.
+    assert detection_scale(cal, 1920, 640, min_plate_px=16) == pytest.approx(0.4)
+    assert detection_scale(None, 1920, 640) == pytest.approx(1 / 3)
+    assert detection_scale(Calibration(plate_width_px=(120.0, 300.0), image_size=(1920, 1080)), 1920, 640) == pytest.approx(1 / 3)
