@@ -1,0 +1,175 @@
+"""An append-only, hash-chained audit log on the unit: what was sent, deleted and changed.
+
+One JSON object per line:
+
+    {"seq": 7, "ts": "2026-11-23T01:02:03.456Z", "event": "read_published", ...fields..., "prev": "<hash of line 6>", "hash": "<hash of this line>"}
+
+`hash` is the SHA-256 of `prev` followed by the entry's canonical JSON without `hash`,
+so changing, removing, inserting or reordering any line breaks the chain from there
+on, and `verify` names the first line at fault. The first line's `prev` is 64 zeros.
+
+What it cannot do on its own: someone with write access who rewrites the whole file
+and recomputes every hash is not detected by the file alone. Publishing the latest
+hash off the unit (e.g. in each heartbeat) anchors the chain; `head()` gives it.
+
+Entries never hold plate text: reads are named by read id, feed and record hash, so
+the log can be kept (and shown to an auditor) without becoming a second store of reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError
+from edge.record import iso_ms
+from edge.types import utc_now
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+_RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
+
+# Events the engine writes (other code may add its own).
+READ_PUBLISHED = "read_published"
+RETENTION_PURGE = "retention_purge"
+CONFIG_LOADED = "config_loaded"
+CONFIG_CHANGED = "config_changed"
+
+
+def _entry_hash(entry: dict[str, Any]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256((str(entry.get("prev", "")) + data).encode("utf-8")).hexdigest()
+
+
+def _last_line(path: Path) -> bytes | None:
+    """The last non-empty line of a file, read from its end (the log may be large)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        end = f.tell()
+        block, data = 4096, b""
+        pos = end
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+            lines = data.rstrip(b"\n").split(b"\n")
+            if len(lines) > 1 or pos == 0:
+                last = lines[-1].strip()
+                return last or None
+    return None
+
+
+class AuditLog:
+    """Append entries to the chain; thread-safe within one process (one camera process owns one log)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._seq, self._prev = 0, GENESIS
+        if self.path.exists() and self.path.stat().st_size > 0:
+            last = _last_line(self.path)
+            try:
+                entry = json.loads(last or b"")
+                self._seq, self._prev = int(entry["seq"]), str(entry["hash"])
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError(
+                    f"{self.path}: last line of the audit log is not a valid entry; "
+                    f"run `edge audit verify {self.path}` and keep the file as evidence before starting a new log"
+                ) from None
+
+    def append(self, event: str, **fields: Any) -> None:
+        """Add one entry and flush it to disk before returning."""
+        clash = _RESERVED & fields.keys()
+        if clash:
+            raise ValueError(f"audit fields {sorted(clash)} are reserved")
+        with self._lock:
+            entry: dict[str, Any] = {"seq": self._seq + 1, "ts": iso_ms(utc_now()), "event": event, **fields, "prev": self._prev}
+            entry["hash"] = _entry_hash(entry)
+            line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+            # O_APPEND: every write lands at the end even if the file was opened elsewhere too.
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            try:
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._seq, self._prev = entry["seq"], entry["hash"]
+
+    def head(self) -> tuple[int, str]:
+        """(sequence number, hash) of the newest entry: publish it off the unit to anchor the chain."""
+        with self._lock:
+            return self._seq, self._prev
+
+    def last_entry(self, event: str) -> dict[str, Any] | None:
+        """The newest entry of one event type (reads the whole file: for start-up, not the hot path)."""
+        found = None
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    if entry.get("event") == event:
+                        found = entry
+        return found
+
+    def note_config(self, config_sha256: str, source: str) -> bool:
+        """Record the configuration a camera starts with; a `config_changed` entry when it differs from the last one.
+
+        Returns True when the configuration changed since the last start.
+        """
+        last = self.last_entry(CONFIG_LOADED) or self.last_entry(CONFIG_CHANGED)
+        previous = last.get("config_sha256") if last else None
+        if previous is not None and previous != config_sha256:
+            self.append(CONFIG_CHANGED, config_sha256=config_sha256, previous_sha256=previous, source=source)
+            return True
+        self.append(CONFIG_LOADED, config_sha256=config_sha256, source=source)
+        return False
+
+    @staticmethod
+    def verify(path: Path) -> list[str]:
+        return verify_audit_log(path)
+
+
+def verify_audit_log(path: Path) -> list[str]:
+    """Everything wrong with an audit log's chain, naming the line; [] when it is intact."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        return [f"{path}: cannot read: {err.strerror}"]
+    problems: list[str] = []
+    prev, seq = GENESIS, 0
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        problems.append(f"{path}: last line is not terminated (a write was cut short or the file was edited)")
+    for n, line in enumerate(lines, start=1):
+        where = f"{path}:{n}"
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            problems.append(f"{where}: not a JSON object")
+            return problems  # the chain cannot be followed past a line we cannot read
+        if entry.get("prev") != prev:
+            problems.append(f"{where}: 'prev' does not match the hash of the line before (a line was removed, inserted or reordered)")
+        if entry.get("hash") != _entry_hash(entry):
+            problems.append(f"{where}: 'hash' does not match the entry's content (the entry was edited)")
+        if entry.get("seq") != seq + 1:
+            problems.append(f"{where}: sequence number {entry.get('seq')!r}, expected {seq + 1}")
+        prev = str(entry.get("hash"))
+        seq = entry.get("seq") if isinstance(entry.get("seq"), int) else seq + 1
+    return problems

@@ -1,0 +1,234 @@
+"""The camera's privacy policy, enforced: which feed gets which fields and images, and for how long reads are kept.
+
+Feeds (`[[privacy.feeds]]` in the camera file), each on its own MQTT topic:
+
+- full: the whole record and the imagery the camera's imagery level allows;
+- pseudonymised: the plate replaced by a keyed HMAC-SHA256, so equal plates can be
+  counted and matched (journey times, occupancy) without the plate text. Everything
+  that could spell the plate is removed: the text, the per-character confidences (the
+  plate's length), the alternatives, and *all* imagery, whatever the feed's `imagery`
+  says, because a patch shows the plate and an overview may show this plate and other
+  vehicles' plates too. The read id is derived per feed so it cannot be joined to the
+  full feed's record by id;
+- hits_only: only reads whose voted plate is on the feed's hotlist file, with the hotlist's
+  name and content hash. Alternatives do not make a hit: a hit on a misread would send a
+  vehicle that is not on the list.
+
+Every record is signed separately for its feed. Every read released to a feed, every
+retention purge and every configuration change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from edge.audit import READ_PUBLISHED, RETENTION_PURGE, AuditLog
+from edge.config import CameraConfig, FeedConfig, FeedKind, ImageryLevel
+from edge.errors import ConfigError
+from edge.record import feed_read_id, sha256_hex, to_json_line
+from edge.signing import Signer
+from edge.types import OutboundRead, utc_now
+
+if TYPE_CHECKING:
+    from edge.context import Read
+
+log = logging.getLogger(__name__)
+
+FULL_FEED = "reads"
+MIN_HMAC_KEY_BYTES = 16
+
+
+def normalise_plate(text: str) -> str:
+    """Hotlist and HMAC form of a plate: upper case, letters and digits only ("ab12 cde" -> "AB12CDE")."""
+    return "".join(ch for ch in text.upper() if ch.isalnum())
+
+
+def audit_log_path(cfg: CameraConfig) -> Path:
+    return cfg.resolve(cfg.privacy.audit_log) or cfg.spool.dir / "audit.log"
+
+
+def signing_key_path(cfg: CameraConfig) -> Path:
+    return cfg.resolve(cfg.signing.key_file) or cfg.spool.dir / f"{cfg.camera.id}.key"
+
+
+def config_digest(cfg: CameraConfig) -> str:
+    """SHA-256 of the validated configuration (defaults included), for the audit log."""
+    return sha256_hex(cfg.model_dump_json().encode("utf-8"))
+
+
+def open_audit(cfg: CameraConfig) -> AuditLog:
+    """The camera's audit log, with this start's configuration recorded (and a change flagged)."""
+    audit = AuditLog(audit_log_path(cfg))
+    source = str(cfg.source_file) if cfg.source_file else "(built-in defaults)"
+    if audit.note_config(config_digest(cfg), source):
+        log.warning("configuration changed since the last start; recorded in %s", audit.path)
+    return audit
+
+
+# --- pseudonyms -----------------------------------------------------------------------------
+
+
+def _read_secret(path: Path, what: str) -> bytes:
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes().strip()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read {what}: {err.strerror}") from None
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path}: {what} is accessible to group or others (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}")
+    if len(data) < MIN_HMAC_KEY_BYTES:
+        raise ConfigError(
+            f"{path}: {what} has {len(data)} bytes, at least {MIN_HMAC_KEY_BYTES} are needed "
+            f"(make one with: head -c 32 /dev/urandom | base64 > {path}; chmod 600 {path})"
+        )
+    return data
+
+
+@dataclass(frozen=True)
+class Pseudonymiser:
+    key: bytes
+
+    @property
+    def key_id(self) -> str:
+        # An HMAC of a fixed label: names the key for rotation without revealing anything about it.
+        return hmac.new(self.key, b"edge-anpr pseudonym key id", hashlib.sha256).hexdigest()[:16]
+
+    def pseudonym(self, plate: str) -> str:
+        return hmac.new(self.key, normalise_plate(plate).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+# --- hotlists -------------------------------------------------------------------------------
+
+
+class Hotlist:
+    """Plates of interest, one per line ('#' starts a comment); re-read when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._plates: frozenset[str] = frozenset()
+        self.sha256 = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        try:
+            st = self.path.stat()
+        except OSError as err:
+            raise ConfigError(f"{self.path}: cannot read hotlist: {err.strerror}") from None
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        data = self.path.read_bytes()
+        plates = set()
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            plate = normalise_plate(line.split("#", 1)[0])
+            if plate:
+                plates.add(plate)
+        with self._lock:
+            self._plates, self._stamp, self.sha256 = frozenset(plates), stamp, sha256_hex(data)
+        log.info("hotlist %s: %d plates", self.path, len(plates))
+
+    def __contains__(self, plate: str) -> bool:
+        try:
+            self.refresh()
+        except ConfigError as err:  # keep matching against the last good list rather than stop the camera
+            log.error("%s; matching against the previous list", err)
+        return normalise_plate(plate) in self._plates
+
+    def __len__(self) -> int:
+        return len(self._plates)
+
+
+# --- feeds ----------------------------------------------------------------------------------
+
+
+def _feed_images(feed: FeedConfig, images: dict[str, bytes]) -> dict[str, bytes]:
+    if feed.kind is FeedKind.PSEUDONYMISED or not feed.imagery:
+        return {}
+    return dict(images)
+
+
+def _pseudonymise(record: dict[str, Any], p: Pseudonymiser) -> dict[str, Any]:
+    out = {k: v for k, v in record.items() if k not in ("plate", "char_confidences", "alternatives", "image_data", "hotlist")}
+    out["plate_hmac"] = {"alg": "HMAC-SHA256", "key_id": p.key_id, "value": p.pseudonym(record["plate"])}
+    return out
+
+
+class FeedRouter:
+    """Turns one read into what each feed should carry, signed for that feed."""
+
+    def __init__(self, cfg: CameraConfig, signer: Signer, audit: AuditLog | None = None) -> None:
+        self.cfg = cfg
+        self.signer = signer
+        self.audit = audit
+        self._pseudonymisers: dict[str, Pseudonymiser] = {}
+        self._hotlists: dict[str, Hotlist] = {}
+        for feed in cfg.privacy.feeds:
+            if feed.kind is FeedKind.PSEUDONYMISED:
+                path = cfg.resolve(feed.hmac_key_file)
+                self._pseudonymisers[feed.name] = Pseudonymiser(_read_secret(path, f"HMAC key of feed {feed.name!r}"))
+                if feed.imagery and cfg.imagery.level is not ImageryLevel.NONE:
+                    log.info("feed %r is pseudonymised: it carries no imagery (images can show plates)", feed.name)
+            elif feed.kind is FeedKind.HITS_ONLY:
+                self._hotlists[feed.name] = Hotlist(cfg.resolve(feed.hotlist_file))
+
+    def route(self, read: Read) -> list[OutboundRead]:
+        """One OutboundRead per feed that should carry this read (none for a hits-only feed without a hit)."""
+        out = []
+        for feed in self.cfg.privacy.feeds:
+            record = self._record_for(feed, read.record)
+            if record is None:
+                continue
+            images = _feed_images(feed, read.images)
+            record["images"] = {k: v for k, v in read.record.get("images", {}).items() if k in images}
+            signed = self.signer.sign(record)
+            data = to_json_line(signed).encode("utf-8")
+            out.append(OutboundRead(read_id=signed["read_id"], feed=feed.name, record=data, images=images, created_at=utc_now()))
+            if self.audit is not None:
+                # Logged when released to the feed's outbound queue; from there delivery is the spool's job.
+                self.audit.append(
+                    READ_PUBLISHED, read_id=signed["read_id"], feed=feed.name, kind=feed.kind.value,
+                    images=sorted(images), record_sha256=sha256_hex(data),
+                )
+        return out
+
+    def _record_for(self, feed: FeedConfig, base: dict[str, Any]) -> dict[str, Any] | None:
+        record = dict(base)
+        record["feed"], record["feed_kind"] = feed.name, feed.kind.value
+        if feed.name != FULL_FEED:
+            record["read_id"] = feed_read_id(base["read_id"], feed.name)
+        if feed.kind is FeedKind.PSEUDONYMISED:
+            return _pseudonymise(record, self._pseudonymisers[feed.name])
+        if feed.kind is FeedKind.HITS_ONLY:
+            hotlist = self._hotlists[feed.name]
+            if base.get("plate", "") not in hotlist:
+                return None
+            record["hotlist"] = {"name": hotlist.path.name, "sha256": hotlist.sha256}
+        return record
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+class _Purgeable(Protocol):
+    def purge_older_than(self, age_s: float) -> int: ...
+
+
+def apply_retention(spool: _Purgeable, cfg: CameraConfig, audit: AuditLog | None) -> int:
+    """Delete spooled reads and images older than the retention limit; audit what went. Returns how many."""
+    age_s = cfg.privacy.retention_hours * 3600.0
+    removed = int(spool.purge_older_than(age_s))
+    if removed and audit is not None:
+        audit.append(RETENTION_PURGE, removed=removed, older_than_hours=cfg.privacy.retention_hours)
+    if removed:
+        log.info("retention: deleted %d spooled reads older than %g h", removed, cfg.privacy.retention_hours)
+    return removed
