@@ -20,6 +20,7 @@ the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 from dataclasses import dataclass, field, replace
@@ -62,8 +63,11 @@ class Calibration:
     homography: np.ndarray | None = None  # 3x3, image pixels -> road plane metres
     plate_width_px: tuple[float, float] | None = None  # (min, max)
     confidence_knots: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (x knots, y knots)
-    # section name -> the command (and date) that produced it; written as `made_by` in that section.
+    # section name -> the command that produced it; written as `made_by` in that section.
     made_by: dict[str, str] = field(default_factory=dict)
+    # Where it was loaded from and the file's SHA-256, so a read can say which calibration was in force.
+    file: str | None = None
+    sha256: str | None = None
 
     def has(self, section: str) -> bool:
         """Whether this calibration carries anything for `section` (one of SECTIONS)."""
@@ -327,6 +331,8 @@ def load_calibration(path: str | Path) -> Calibration:
         camera_id=m.camera_id,
         image_size=tuple(m.image_size) if m.image_size else None,
         made_by=made_by,
+        file=path.name,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
     if m.lens:
         cal = replace(

@@ -29,8 +29,10 @@ Point = tuple[float, float]
 
 PIXEL_SIGMA = 1.5  # 1-sigma error of a tracked plate point, pixels (box jitter from frame to frame)
 TIME_SIGMA_S = 0.005  # 1-sigma error of a frame timestamp (capture jitter)
-PLATE_HEIGHT_M = 0.45  # centre of a plate above the road: UK cars ~0.3-0.6 m
-PLATE_HEIGHT_SIGMA_M = 0.12
+# Height above the road of the tracked point: the camera loop tracks the bottom centre of the
+# plate box; UK car plates sit with their centre ~0.3-0.6 m up, so the bottom edge ~0.25-0.55 m.
+PLATE_HEIGHT_M = 0.35
+PLATE_HEIGHT_SIGMA_M = 0.10
 
 
 # ---------------------------------------------------------------- fitting
