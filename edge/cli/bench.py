@@ -1,0 +1,159 @@
+"""`edge bench DIR [--json] [--report OUT] [--backends onnx,onnx-int8,tesseract]`: accuracy and speed over a labelled folder.
+
+With several backends, each runs in a fresh child process (`python -m edge bench ...`), so
+its peak memory and its timings are its own, as in a camera process, and the results are
+put side by side. With --json the last stdout line is one JSON summary: the first backend's
+figures at the top level (det_recall, read_exact, char_acc, false_pos_per_image, median_ms,
+...) and every backend's under "backends".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ConfigError, EdgeError
+
+BACKENDS = ("onnx", "onnx-int8", "tesseract")
+INT8_SUFFIX = ".int8"  # models/reader.onnx -> models/reader.int8.onnx (with its sidecar reader.int8.json)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure accuracy and speed over a labelled folder",
+        description="Accuracy (detection recall/precision at IoU 0.5, exact plate, character accuracy, by plate "
+        "height, character confusions) and speed (per stage median/p95/p99, frames per second, peak memory) "
+        "over a labelled folder (labels.csv: image,plate,x,y,w,h). A folder whose labels have no boxes is "
+        "read as plate crops. A folder with sequence.json is also tracked and checked for one read per vehicle.",
+    )
+    p.add_argument("folder", type=Path, metavar="DIR", help="labelled folder")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (its last stdout line)")
+    p.add_argument("--report", type=Path, metavar="OUT", help="write an HTML report (index.html, plots, thumbnails of misses) to OUT")
+    p.add_argument("--backends", default=None, help=f"comma-separated, side by side: {', '.join(BACKENDS)} (default: the config's reader)")
+    p.add_argument("--config", type=Path, help="camera config (detector, reader and tracking settings)")
+    p.add_argument("--split", choices=("all", "train", "test"), default="all", help="only images of this split (edge.labels.split_of); figures are published on 'test'")
+    p.add_argument("--limit", type=int, help="only the first N images (a quick look)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime and OpenCV threads (default 1: one core)")
+    p.add_argument("--fold", default="", metavar="XY,...", help="treat X as Y when comparing text, e.g. O0 for US labels that write O as 0")
+    p.add_argument("--no-track", action="store_true", help="do not track sequence folders")
+    p.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)  # child processes hand their results back here
+    p.set_defaults(func=run)
+
+
+def parse_fold(spec: str) -> dict[str, str]:
+    fold: dict[str, str] = {}
+    for pair in filter(None, (s.strip().upper() for s in spec.split(","))):
+        if len(pair) != 2 or not pair.isalnum():
+            raise ConfigError(f"--fold: {pair!r} is not two characters XY (read X as Y), e.g. O0")
+        fold[pair[0]] = pair[1]
+    return fold
+
+
+def parse_backends(spec: str | None, default: str) -> list[str]:
+    names = [s.strip() for s in (spec or default).split(",") if s.strip()]
+    bad = [n for n in names if n not in BACKENDS]
+    if bad or not names:
+        raise ConfigError(f"--backends: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(BACKENDS)}")
+    return list(dict.fromkeys(names))
+
+
+def int8_path(path: Path) -> Path:
+    return path.with_name(path.stem + INT8_SUFFIX + path.suffix)
+
+
+def pipeline_for(cfg: Any, backend: str) -> Any:
+    """The image pipeline a backend name stands for."""
+    from edge.pipeline import ImagePipeline
+
+    if backend == "tesseract":
+        return ImagePipeline.from_config(cfg, reader_backend="tesseract")
+    if backend == "onnx":
+        return ImagePipeline.from_config(cfg, reader_backend="onnx")
+    # onnx-int8: the INT8 twin of each model, next to it
+    reader = int8_path(cfg.model_path(cfg.reader.model))
+    detector = int8_path(cfg.model_path(cfg.detector.model))
+    missing = [str(p) for p in (reader, detector) if not p.is_file()]
+    if missing:
+        raise ConfigError(f"backend onnx-int8 needs {' and '.join(missing)} (the INT8 twins of the fp32 models, "
+                          "each with its sidecar .json)")
+    return ImagePipeline.from_config(cfg, reader_backend="onnx", reader_model=str(reader), detector_model=str(detector))
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.bench import BenchResult, format_table
+    from edge.config import load_camera_config
+
+    cfg = load_camera_config(args.config)
+    if args.threads != 1:
+        cfg = cfg.with_overrides(detector={"threads": args.threads}, reader={"threads": args.threads})
+    backends = parse_backends(args.backends, cfg.reader.backend.value)
+    fold = parse_fold(args.fold)
+    if len(backends) == 1:
+        results = [_run_one(args, cfg, backends[0], fold)]
+    else:
+        results = [_run_child(args, b) for b in backends]
+    if args.result_file is not None:
+        args.result_file.write_text(json.dumps(results[0].to_dict()))
+        return 0
+    if args.report is not None:
+        from edge.report import write_report
+
+        index = write_report(args.report, results)
+        print(f"report: {index}", file=sys.stderr)
+    failed = any(r.summary.get("errors") for r in results)
+    if args.json:
+        top = dict(results[0].summary)
+        top["backends"] = {r.backend: r.summary for r in results}
+        print(json.dumps(top, separators=(",", ":")))
+    else:
+        print(format_table(results))
+    return 1 if failed else 0
+
+
+def _run_one(args: argparse.Namespace, cfg: Any, backend: str, fold: dict[str, str]) -> Any:
+    import cv2
+
+    from edge.bench import Progress, run_bench
+
+    cv2.setNumThreads(args.threads)  # OpenCV's own pool would otherwise take every core
+    pipeline = pipeline_for(cfg, backend)
+    bar: Progress | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Progress(total, f"{args.folder.name} {backend}")
+        bar.update(done)
+
+    try:
+        return run_bench(args.folder, pipeline, backend=backend, split=args.split, limit=args.limit, fold=fold,
+                         tracking=None if args.no_track else cfg.tracking, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run_child(args: argparse.Namespace, backend: str) -> Any:
+    """One backend in its own process: its memory peak and its caches are not the other backends'."""
+    from edge.bench import BenchResult
+
+    with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "edge", "-q", "bench", str(args.folder), "--backends", backend,
+               "--split", args.split, "--threads", str(args.threads), "--result-file", str(out)]
+        for flag, value in (("--config", args.config), ("--limit", args.limit), ("--fold", args.fold or None)):
+            if value is not None:
+                cmd += [flag, str(value)]
+        if args.no_track:
+            cmd.append("--no-track")
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=None, env=os.environ.copy())
+        if proc.returncode != 0 or not out.is_file():
+            raise EdgeError(f"backend {backend}: the benchmark child process failed (exit {proc.returncode}); see its message above")
+        return BenchResult.from_dict(json.loads(out.read_text()))
