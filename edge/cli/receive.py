@@ -1,0 +1,75 @@
+"""`edge receive --broker URL --out DIR`: the reference back-office receiver (see edge/receive.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge.config import MqttSection
+from edge.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "receive",
+        help="subscribe to reads, verify, de-duplicate and store them (reference back office)",
+        description="Subscribe to published reads, check their signatures, store each read once "
+        "(DIR/reads.sqlite, read_id unique) with its images (DIR/images/), and print one JSON line "
+        "per new read. Runs until interrupted; the broker keeps reads for it while it is away.",
+    )
+    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for reads.sqlite and images/")
+    p.add_argument("--topic", action="append", metavar="PATTERN",
+                   help="topic filter, repeatable (default: anpr/+/reads/#, the full feed of every camera with its images)")
+    p.add_argument("--share", metavar="GROUP", help="join the MQTT 5 shared subscription $share/GROUP/... (several receivers)")
+    p.add_argument("--client-id", help="MQTT client id (default: edge-receive-<host>-<hash of DIR>); unique per receiver")
+    p.add_argument("--keys", type=Path, metavar="DIR", help="trusted camera public keys (*.pub); without it the key a read names is used")
+    p.add_argument("--username", help="broker user name")
+    p.add_argument("--password-file", type=Path, metavar="FILE", help="file holding the broker password")
+    p.add_argument("--ca-file", type=Path, metavar="FILE", help="CA certificate of the broker (mqtts://)")
+    p.add_argument("--cert-file", type=Path, metavar="FILE", help="client certificate (TLS client authentication)")
+    p.add_argument("--key-file", type=Path, metavar="FILE", help="client certificate's private key")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.receive import Receiver
+
+    # The same URL rule as a camera's mqtt.broker, with the same message when it is wrong.
+    try:
+        MqttSection(broker=args.broker)
+    except ValueError as err:
+        raise ConfigError(f"--broker {args.broker!r}: expected mqtt://host:port or mqtts://host:port") from err
+    for name in ("password_file", "ca_file", "cert_file", "key_file"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"--{name.replace('_', '-')} {path}: file not found")
+    trusted = None
+    if args.keys is not None:
+        from edge.signing import load_trusted_keys
+
+        trusted = load_trusted_keys(args.keys)
+
+    def emit(row: dict[str, Any]) -> None:
+        print(json.dumps(row, separators=(",", ":"), ensure_ascii=False), flush=True)
+
+    receiver = Receiver(
+        args.broker, args.out, topics=tuple(args.topic or ()) or ("anpr/+/reads/#",), share=args.share,
+        client_id=args.client_id, username=args.username, password_file=args.password_file,
+        ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file, trusted_keys=trusted, on_read=emit,
+    )
+    # SIGTERM ends the loop like Ctrl-C: the open batch is not acknowledged, so the broker sends it again.
+    signal.signal(signal.SIGTERM, lambda *_: receiver.stop())
+    try:
+        receiver.run()
+    except KeyboardInterrupt:
+        pass
+    counts = receiver.store.counters()
+    print(f"edge receive: {counts.get('reads', 0)} read(s) stored, {counts.get('duplicates', 0)} duplicate(s) dropped, "
+          f"{counts.get('unverified', 0)} not verifying, {counts.get('images', 0)} image(s)", file=sys.stderr)
+    receiver.store.close()
+    return 0

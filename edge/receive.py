@@ -1,0 +1,422 @@
+"""The back-office receiver: subscribe, verify, de-duplicate by `read_id`, store reads and images.
+
+A reference for integrators and the back office of the test suite. It stores into one folder:
+
+    DIR/reads.sqlite                        reads (read_id unique), images, counters
+    DIR/images/<read_id>/<kind>.<ext>       image files (JPEG, PNG or .bin)
+
+No read is lost between the broker and the folder: messages are acknowledged to the broker
+only after the SQLite transaction holding them has committed (paho's manual
+acknowledgement, a batch per network-loop turn), and the receiver keeps a persistent MQTT
+session (fixed client id, clean start off, session expiry), so the broker queues reads
+published while it is away. A read delivered twice (a re-send after an outage) is counted
+as a duplicate and stored once.
+
+Several receivers can share the load with an MQTT 5 shared subscription (`share`, topic
+`$share/<group>/<pattern>`). Give them the same folder (SQLite in WAL mode serialises the
+writers and the unique `read_id` de-duplicates across them) and each its own client id:
+a read's images may reach one receiver and its record another.
+
+Signatures are checked with `edge.signing.verify_record` against the images received so
+far; an image arriving after its record checks the record again. A read that does not
+verify is stored with `verified = 0` and its problems (evidence is kept, never silently
+dropped) and logged as a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import socket
+import sqlite3
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.errors import EdgeError
+from edge.publish import INLINE_IMAGES_FIELD, BrokerAddress, describe_connect_error, describe_reason, read_password, tls_context
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "reads.sqlite"
+DEFAULT_TOPIC = "anpr/+/reads/#"  # the full feed's records and their images, every camera
+SESSION_EXPIRY_S = 24 * 3600
+# Topic levels that become file names: no path separators, no dot-dot.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reads (
+    read_id TEXT PRIMARY KEY,
+    feed TEXT NOT NULL,
+    camera_id TEXT,
+    plate TEXT,
+    timestamp TEXT,
+    topic TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    verified INTEGER,            -- 1 verifies, 0 does not (see problems), NULL not checked
+    problems TEXT,               -- JSON list
+    record TEXT NOT NULL         -- the record as received, less inline image data
+);
+CREATE TABLE IF NOT EXISTS images (
+    read_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,          -- relative to the receiver's folder
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (read_id, kind)
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class ReceiverError(EdgeError):
+    """The receiver's folder or database cannot be used."""
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _load_verifier() -> Callable[..., list[str]] | None:
+    try:
+        from edge.signing import verify_record
+    except ImportError:
+        return None
+    return verify_record
+
+
+class ReadStore:
+    """reads.sqlite and the image files of one receiver folder."""
+
+    def __init__(self, out: Path, trusted_keys: dict[str, bytes] | None = None) -> None:
+        self.out = Path(out)
+        self.trusted_keys = trusted_keys
+        self._verify = _load_verifier()
+        if self._verify is None:
+            log.warning("edge.signing is not available: reads are stored unverified (verified = NULL)")
+        try:
+            (self.out / "images").mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.out / DB_FILE, isolation_level=None, timeout=30, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as err:
+            raise ReceiverError(f"receiver folder {self.out}: cannot open {DB_FILE}: {err}") from None
+        self._in_tx = False
+
+    def begin(self) -> None:
+        if not self._in_tx:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    def commit(self) -> None:
+        if self._in_tx:
+            self.db.execute("COMMIT")
+            self._in_tx = False
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self.db.execute("ROLLBACK")
+            self._in_tx = False
+
+    def bump(self, name: str, n: int = 1) -> None:
+        self.db.execute(
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?", (name, n, n)
+        )
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT name, value FROM counters").fetchall())
+
+    def read_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT read_id FROM reads ORDER BY read_id")]
+
+    # ---- records ------------------------------------------------------------------------
+
+    def add_record(self, topic: str, feed: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Store a record (inside the open transaction); the stored row, or None for a duplicate."""
+        read_id = record["read_id"]
+        if self.db.execute("SELECT 1 FROM reads WHERE read_id = ?", (read_id,)).fetchone():
+            self.bump("duplicates")
+            return None
+        inline = record.pop(INLINE_IMAGES_FIELD, None)
+        if isinstance(inline, dict):
+            for kind, b64 in inline.items():
+                try:
+                    self.add_image(read_id, kind, base64.b64decode(b64, validate=True), record, verify=False)
+                except (binascii.Error, TypeError, ValueError):
+                    log.warning("read %s: inline image %r is not valid base64; not stored", read_id, kind)
+        verified, problems = self._check(record, self._images_of(read_id))
+        row = {
+            "read_id": read_id,
+            "feed": feed,
+            "camera_id": record.get("camera_id"),
+            "plate": record.get("plate"),
+            "timestamp": record.get("timestamp"),
+            "topic": topic,
+            "received_at": _now_iso(),
+            "verified": verified,
+            "problems": problems,
+        }
+        self.db.execute(
+            "INSERT INTO reads VALUES (:read_id, :feed, :camera_id, :plate, :timestamp, :topic, :received_at, :verified, :problems, :record)",
+            {**row, "problems": json.dumps(problems), "record": json.dumps(record, separators=(",", ":"), ensure_ascii=False)},
+        )
+        self.bump("reads")
+        if verified == 0:
+            self.bump("unverified")
+            log.warning("read %s from %s does not verify: %s", read_id, topic, "; ".join(problems))
+        return row
+
+    def _check(self, record: dict[str, Any], images: dict[str, bytes]) -> tuple[int | None, list[str]]:
+        if self._verify is None:
+            return None, []
+        problems = self._verify(record, images, self.trusted_keys)
+        return (0 if problems else 1), problems
+
+    # ---- images -------------------------------------------------------------------------
+
+    def add_image(self, read_id: str, kind: str, data: bytes, record: dict[str, Any] | None = None, verify: bool = True) -> bool:
+        """Store one image (file first, then its row); False when it was already there."""
+        if not (_SAFE_NAME.match(read_id) and _SAFE_NAME.match(kind)):
+            raise ValueError(f"unsafe read id or image kind in topic: {read_id!r} / {kind!r}")
+        if self.db.execute("SELECT 1 FROM images WHERE read_id = ? AND kind = ?", (read_id, kind)).fetchone():
+            self.bump("duplicate_images")
+            return False
+        rel = Path("images") / read_id / (kind + self._extension(data, kind, record))
+        path = self.out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the broker is told we have it
+        os.replace(tmp, path)
+        self.db.execute(
+            "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?)",
+            (read_id, kind, str(rel), len(data), hashlib.sha256(data).hexdigest(), _now_iso()),
+        )
+        self.bump("images")
+        if verify:
+            self._recheck(read_id)
+        return True
+
+    def _extension(self, data: bytes, kind: str, record: dict[str, Any] | None) -> str:
+        declared = ((record or {}).get("images") or {}).get(kind) or {}
+        if declared.get("content_type") in _EXTENSIONS:
+            return _EXTENSIONS[declared["content_type"]]
+        if data[:3] == b"\xff\xd8\xff":
+            return ".jpg"
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            return ".png"
+        return ".bin"
+
+    def _images_of(self, read_id: str) -> dict[str, bytes]:
+        out = {}
+        for kind, rel in self.db.execute("SELECT kind, path FROM images WHERE read_id = ?", (read_id,)):
+            out[kind] = (self.out / rel).read_bytes()
+        return out
+
+    def _recheck(self, read_id: str) -> None:
+        """An image came after its record: check the record again with it."""
+        row = self.db.execute("SELECT record FROM reads WHERE read_id = ?", (read_id,)).fetchone()
+        if row is None:
+            return
+        verified, problems = self._check(json.loads(row[0]), self._images_of(read_id))
+        self.db.execute("UPDATE reads SET verified = ?, problems = ? WHERE read_id = ?", (verified, json.dumps(problems), read_id))
+        if verified == 0:
+            log.warning("read %s: its images do not verify: %s", read_id, "; ".join(problems))
+
+    def close(self) -> None:
+        self.rollback()
+        self.db.close()
+
+
+class Receiver:
+    """Subscribes to reads and stores them in a ReadStore; `run()` blocks, `start()` runs it in a thread."""
+
+    def __init__(
+        self,
+        broker: str,
+        out: Path,
+        *,
+        topics: tuple[str, ...] = (DEFAULT_TOPIC,),
+        share: str | None = None,
+        client_id: str | None = None,
+        username: str | None = None,
+        password_file: Path | None = None,
+        ca_file: Path | None = None,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+        trusted_keys: dict[str, bytes] | None = None,
+        on_read: Callable[[dict[str, Any]], None] | None = None,
+        session_expiry_s: int = SESSION_EXPIRY_S,
+        reconnect_max_s: float = 30.0,
+    ) -> None:
+        self.broker = BrokerAddress.parse(broker)
+        self.out = Path(out)
+        self.topics = tuple(f"$share/{share}/{t}" if share else t for t in topics)
+        digest = hashlib.sha1(str(self.out.resolve()).encode()).hexdigest()[:8]
+        self.client_id = client_id or f"edge-receive-{socket.gethostname()}-{digest}"
+        self.username, self.password_file = username, password_file
+        self.ca_file, self.cert_file, self.key_file = ca_file, cert_file, key_file
+        self.trusted_keys = trusted_keys
+        self.on_read = on_read
+        self.session_expiry_s = session_expiry_s
+        self.reconnect_max_s = reconnect_max_s
+        self.store = ReadStore(self.out, trusted_keys)
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+        self._to_ack: list[tuple[int, int]] = []
+        self._new_rows: list[dict[str, Any]] = []
+        self._errors: list[str] = []
+
+    def start(self) -> Receiver:
+        self._thread = threading.Thread(target=self.run, name="edge.receive", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    @property
+    def last_error(self) -> str | None:
+        return self._errors[-1] if self._errors else None
+
+    def run(self) -> None:
+        backoff = 0.5
+        try:
+            while not self._stop.is_set():
+                if not self._connect():
+                    self._stop.wait(backoff)
+                    backoff = min(self.reconnect_max_s, backoff * 2) * random.uniform(0.8, 1.0)
+                    continue
+                backoff = 0.5
+                while not self._stop.is_set():
+                    rc = self._client.loop(timeout=0.05)
+                    self._settle()
+                    if rc != mqtt.MQTT_ERR_SUCCESS:
+                        self.connected.clear()
+                        self._error(f"broker {self.broker}: connection lost ({mqtt.error_string(rc)}); reconnecting")
+                        break
+            if self._client is not None:
+                self._client.disconnect()
+        finally:
+            self.store.rollback()
+
+    def _connect(self) -> bool:
+        try:
+            if self._client is None:
+                client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
+                if self.broker.tls:
+                    client.tls_set_context(tls_context(self.ca_file, self.cert_file, self.key_file))
+                client.on_connect = self._on_connect
+                client.on_subscribe = self._on_subscribe
+                client.on_message = self._on_message
+                self._client = client
+            if self.username:
+                self._client.username_pw_set(self.username, read_password(self.password_file))
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.session_expiry_s
+            self._client.connect(self.broker.host, self.broker.port, 30, clean_start=False, properties=props)
+        except (OSError, EdgeError, ssl.SSLError, ValueError) as err:
+            self._error(describe_connect_error(err, self.broker, self.ca_file))
+            return False
+        return True
+
+    def _error(self, message: str) -> None:
+        if not self._errors or self._errors[-1] != message:
+            log.error("%s", message)
+        self._errors.append(message)
+        del self._errors[:-20]
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any) -> None:
+        if reason.is_failure:
+            hint = f"; check --username ({self.username!r}) and --password-file" if reason.value in (134, 135) else ""
+            self._error(f"broker {self.broker} refused the connection: {describe_reason(reason)}{hint}")
+            client.disconnect()
+            return
+        log.info("receiver connected to %s as %s (session %s)", self.broker, self.client_id,
+                 "resumed" if flags.session_present else "new")
+        # Subscribe every time: a broker restarted without persistence has forgotten the session.
+        # QoS 1, not 2, even for QoS 2 publishers: paho answers an incoming QoS 2 PUBLISH with
+        # PUBREC at once, before we have stored it, and keeps it only in memory, so a receiver
+        # that dies there would lose it. At QoS 1 the PUBACK waits for our commit, and the
+        # unique read_id turns "at least once" into "exactly once" in the store.
+        client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Any) -> None:
+        for topic, reason in zip(self.topics, reasons):
+            if reason.is_failure:
+                self._error(f"broker {self.broker} refused the subscription to {topic!r}: {describe_reason(reason)}")
+            else:
+                log.info("subscribed to %s (granted QoS %d)", topic, reason.value)
+        if not any(r.is_failure for r in reasons):
+            self.connected.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.store.begin()
+        try:
+            self._handle(msg)
+        except (ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            log.warning("message on %s ignored: %s", msg.topic, err)
+            self.store.bump("rejected")
+        self._to_ack.append((msg.mid, msg.qos))
+
+    def _handle(self, msg: mqtt.MQTTMessage) -> None:
+        levels = msg.topic.split("/")
+        if len(levels) >= 5 and levels[-3] == "images":
+            self.store.add_image(levels[-2], levels[-1], msg.payload)
+            return
+        obj = json.loads(msg.payload)
+        if not isinstance(obj, dict) or "read_id" not in obj:
+            self.store.bump("other_messages")  # e.g. a status topic the pattern also matched
+            return
+        if not _SAFE_NAME.match(str(obj["read_id"])):
+            raise ValueError(f"read_id {obj['read_id']!r} is not a plain id")
+        row = self.store.add_record(msg.topic, levels[-1], obj)
+        if row is not None:
+            self._new_rows.append({**obj, "received": row})
+
+    def _settle(self) -> None:
+        """Commit what this loop turn stored, then acknowledge it to the broker (never the other way round)."""
+        if not self._to_ack:
+            return
+        try:
+            self.store.commit()
+        except sqlite3.Error as err:
+            self.store.rollback()
+            self._to_ack.clear()
+            self._new_rows.clear()
+            self._error(f"receiver {self.out / DB_FILE}: cannot store reads ({err}); they stay at the broker")
+            self._client.disconnect()  # unacknowledged messages come again after reconnecting
+            return
+        for mid, qos in self._to_ack:
+            if qos > 0:
+                self._client.ack(mid, qos)
+        self._to_ack.clear()
+        rows, self._new_rows = self._new_rows, []
+        if self.on_read is not None:
+            for row in rows:
+                self.on_read(row)
