@@ -87,7 +87,7 @@ def pipeline_for(cfg: Any, backend: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.bench import BenchResult, format_table
+    from edge.bench import format_table, select_images
     from edge.config import load_camera_config
 
     cfg = load_camera_config(args.config)
@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.with_overrides(detector={"threads": args.threads}, reader={"threads": args.threads})
     backends = parse_backends(args.backends, cfg.reader.backend.value)
     fold = parse_fold(args.fold)
+    if not select_images(args.folder, args.split, args.limit):  # a bad folder fails before models load
+        raise ConfigError(f"{args.folder}: no labelled images (split {args.split})")
     if len(backends) == 1:
         results = [_run_one(args, cfg, backends[0], fold)]
     else:
