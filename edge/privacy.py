@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.audit import READ_PUBLISHED, RETENTION_PURGE, AuditLog
 from edge.config import CameraConfig, FeedConfig, FeedKind, ImageryLevel
+from edge.context import DETECT_OVERSAMPLE
 from edge.errors import ConfigError
 from edge.record import feed_read_id, sha256_hex, to_json_line
+from edge.redaction import MIN_FACE_PX
 from edge.signing import Signer
 from edge.types import OutboundRead, utc_now
 
@@ -232,3 +234,131 @@ def apply_retention(spool: _Purgeable, cfg: CameraConfig, audit: AuditLog | None
     if removed:
         log.info("retention: deleted %d spooled reads older than %g h", removed, cfg.privacy.retention_hours)
     return removed
+
+
+# --- the plain-language summary for a DPIA ------------------------------------------------
+
+
+def _imagery_text(cfg: CameraConfig) -> list[str]:
+    im = cfg.imagery
+    if im.level is ImageryLevel.NONE:
+        return ["No images leave this camera: records hold text and numbers only."]
+    lines = [
+        f"Plate patch: the plate and a margin of {im.patch_margin:.0%} around it, at the camera's own resolution, "
+        f"JPEG quality {im.patch_jpeg_quality} (typically a few kB)."
+    ]
+    if im.level is ImageryLevel.OVERVIEW:
+        lines.append(
+            f"Overview: the whole scene from the same frame, scaled to {im.overview_width} pixels wide, "
+            f"JPEG quality {im.overview_jpeg_quality} (about 25 kB at the defaults of 640 px and quality 60)."
+        )
+        if im.redact_bystanders:
+            lines.append(
+                "Bystander redaction is ON: faces found in the overview are pixelated on the camera before the image "
+                "is encoded, so the unblurred scene never leaves it; the plate being read is never blurred. "
+                "Limits: the detector (OpenCV's LBP frontal-face cascade) finds roughly frontal faces at least about "
+                f"{MIN_FACE_PX / DETECT_OVERSAMPLE:.0f} pixels high in the overview; faces in profile and whole bodies are not detected, "
+                "and a missed face is sent unblurred."
+            )
+        else:
+            lines.append("Bystander redaction is OFF: people visible in the overview are sent as captured.")
+    else:
+        lines.append("No overview image is sent.")
+    lines.append("Both images come from the frame whose reading was chosen, and their SHA-256 hashes are in the signed record.")
+    return lines
+
+
+def _feed_text(cfg: CameraConfig, feed: FeedConfig, n: int) -> list[str]:
+    topic = f"{cfg.mqtt.topic_prefix}/{cfg.camera.id}/{feed.name}"
+    carries_images = feed.imagery and cfg.imagery.level is not ImageryLevel.NONE
+    imagery = {
+        ImageryLevel.PATCH: "the plate patch",
+        ImageryLevel.OVERVIEW: "the plate patch and the overview",
+    }.get(cfg.imagery.level, "no images")
+    head = f"{n}. Feed '{feed.name}' ({feed.kind.value}), MQTT topic {topic}:"
+    if feed.kind is FeedKind.FULL:
+        return [head, f"   every read, with all the fields above; images: {imagery if carries_images else 'none'}."]
+    if feed.kind is FeedKind.PSEUDONYMISED:
+        key = cfg.resolve(feed.hmac_key_file)
+        return [
+            head,
+            "   every read, but the plate text is replaced by a keyed hash (HMAC-SHA256) made with the secret key in "
+            f"{key}. Equal plates give equal hashes, so vehicles can be counted and matched between cameras that share "
+            "the key, without the plate text.",
+            "   Removed: the plate text, the alternative readings, the per-character confidences (they give the plate's "
+            "length) and all images (a patch shows the plate; an overview can show this and other plates), whatever "
+            "the feed's 'imagery' setting says. The read id differs from the full feed's, so records cannot be joined by id.",
+            "   Whoever holds the key can test whether a given plate passed: the key is personal data to protect.",
+        ]
+    hot = cfg.resolve(feed.hotlist_file)
+    try:
+        count = f"{len(Hotlist(hot))} plates now"
+    except ConfigError as err:
+        count = f"NOT READABLE NOW: {err}"
+    return [
+        head,
+        f"   only reads whose plate is on the hotlist {hot} ({count}; re-read when the file changes), with all the "
+        f"fields above and the hotlist's name and hash; images: {imagery if carries_images else 'none'}. "
+        "Reads of other vehicles are not sent on this feed. Alternative readings do not count as a hit.",
+    ]
+
+
+def privacy_report(cfg: CameraConfig) -> str:
+    """What leaves this camera, to whom, with which images, kept how long: plain English for a DPIA."""
+    cam, mq = cfg.camera, cfg.mqtt
+    source = str(cfg.source_file) if cfg.source_file else "built-in defaults"
+    where = ", ".join(
+        p for p in (
+            f"latitude {cam.latitude}, longitude {cam.longitude}" if cam.latitude is not None and cam.longitude is not None else "",
+            f"looking along {cam.heading_deg:g} degrees" if cam.heading_deg is not None else "",
+        ) if p
+    ) or "location not configured"
+    if mq.broker is None:
+        transport = "No broker is configured: reads are written to standard output and kept in the spool on the camera."
+    elif mq.broker.startswith("mqtts://"):
+        transport = f"Reads are published to {mq.broker} over TLS (encrypted in transit)."
+    else:
+        transport = f"Reads are published to {mq.broker} WITHOUT encryption (mqtt://): use mqtts:// outside a closed network."
+    out = [
+        f"Privacy summary for camera '{cam.id}' at site '{cam.site_id}' ({where})",
+        f"Configuration: {source} (SHA-256 {config_digest(cfg)[:16]}…)",
+        "",
+        "WHAT THIS CAMERA DOES",
+        "It reads the number plates of passing vehicles. Each vehicle pass becomes one read record.",
+        transport,
+        "",
+        "WHAT A FULL READ RECORD HOLDS",
+        "- a read id; the camera and site ids; the camera's location and heading; the lane and direction of travel;",
+        "- when the vehicle was first and last seen and when the chosen frame was taken (UTC, to the millisecond),",
+        "  and whether the camera's clock was synchronised;",
+        f"- the plate text, its country and format, the confidence overall and per character, and up to "
+        f"{cfg.reader.max_alternatives} alternative readings;",
+        "- the plate's colour and position in the frame, the number of frames, the speed where measured;",
+        "- the names and content hashes of the models used, and the processing time.",
+        "",
+        "IMAGES",
+        *_imagery_text(cfg),
+        "",
+        "WHO RECEIVES WHAT (FEEDS)",
+    ]
+    for n, feed in enumerate(cfg.privacy.feeds, start=1):
+        out += _feed_text(cfg, feed, n)
+    out += [
+        "",
+        "KEPT ON THE CAMERA, AND FOR HOW LONG",
+        f"Reads and images wait in the spool ({cfg.spool.dir}) until the broker confirms receipt, then are deleted. "
+        f"Anything older than {cfg.privacy.retention_hours:g} hours is deleted even if it was never delivered.",
+        f"An audit log ({audit_log_path(cfg)}) records each read released to a feed (read id, feed, record hash; no "
+        "plate text), each retention deletion and each configuration change. Its entries are hash-chained, so "
+        f"editing or removing one is detected by `edge audit verify {audit_log_path(cfg)}`.",
+        "",
+        "INTEGRITY",
+        f"Every record is signed (Ed25519) with this camera's key ({signing_key_path(cfg)}, readable by its owner only; "
+        "created on first start if missing, its fingerprint logged). The signature covers the image hashes. "
+        "A receiver checks records and images with `edge verify --keys DIR`.",
+        "",
+        "NOT DECIDED HERE",
+        "How long receivers keep reads, who may search them, and the hotlist's lawful basis are set by the back "
+        "office and must be covered by its own part of the DPIA.",
+    ]
+    return "\n".join(out) + "\n"

@@ -70,11 +70,12 @@ def track(text: str = "AB12CDE", track_id: int = 7, seed: int = 0, alternatives:
     )
 
 
-def config(tmp: Path, **privacy) -> CameraConfig:
-    """A camera config whose relative paths resolve inside `tmp`."""
+def config(tmp: Path, imagery: dict | None = None, **privacy) -> CameraConfig:
+    """A camera config whose relative paths resolve inside `tmp`; redaction off unless `imagery` turns it on."""
     data = {
         "camera": {"id": "cam-1", "site_id": "a34-north", "latitude": 51.5, "longitude": -0.12, "heading_deg": 90.0},
         "spool": {"dir": str(tmp / "spool")},
+        "imagery": {"redact_bystanders": False, **(imagery or {})},
     }
     if privacy:
         data["privacy"] = privacy

@@ -1,0 +1,174 @@
+"""Signatures: a changed byte anywhere in a record or image fails, and `edge verify` says what."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+
+import pytest
+
+from edge.cli import main
+from edge.context import build_read
+from edge.errors import ConfigError
+from edge.record import to_json_line
+from edge.signing import Signer, load_trusted_keys, public_key_path, verify_record
+from tests.unit import read_fixtures as F
+
+
+@pytest.fixture(scope="module")
+def read(tmp_path_factory):
+    return build_read(F.track(), F.config(tmp_path_factory.mktemp("cfg")), models=F.MODELS, clock_synced=False)
+
+
+@pytest.fixture(scope="module")
+def signer():
+    return Signer.generate("cam-1")
+
+
+def test_signed_record_and_images_verify(read, signer):
+    record = signer.sign(read.record)
+    assert record["signature"]["alg"] == "Ed25519" and record["signature"]["key_id"] == signer.key_id
+    assert verify_record(record, read.images) == []
+    assert verify_record(json.loads(to_json_line(record)), read.images) == []  # survives JSON
+
+
+def test_every_changed_byte_of_the_published_line_fails(read, signer):
+    line = to_json_line(signer.sign(read.record)).encode()
+    sig_start = line.index(b'"signature"')
+    # Flip one byte at a time across the signed part of the line (sampled: every 7th byte);
+    # each change must make the line unreadable or its signature invalid.
+    for i in range(1, sig_start - 1, 7):
+        changed = bytearray(line)
+        changed[i] = changed[i] ^ 0x01
+        try:
+            record = json.loads(changed.decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        assert verify_record(record), f"byte {i} changed ({line[i:i + 1]!r}) but the record still verifies"
+
+
+def test_changed_field_names_the_signature(read, signer):
+    record = signer.sign(read.record)
+    problems = verify_record({**record, "plate": "AB12CDF"})
+    assert problems == ["signature does not match the record (a signed field was changed, added or removed)"]
+    assert verify_record({**record, "extra": 1})
+    assert verify_record({k: v for k, v in record.items() if k != "lane"})
+
+
+def test_changed_image_byte_fails_and_names_the_image(read, signer):
+    record = signer.sign(read.record)
+    for kind in ("patch", "overview"):
+        data = bytearray(read.images[kind])
+        data[len(data) // 2] ^= 0xFF
+        problems = verify_record(record, {**read.images, kind: bytes(data)})
+        assert len(problems) == 1 and problems[0].startswith(f"image {kind!r}: SHA-256")
+
+
+def test_changing_the_image_hash_in_the_record_breaks_the_signature(read, signer):
+    record = signer.sign(read.record)
+    record["images"] = {**record["images"], "patch": {**record["images"]["patch"], "sha256": "0" * 64}}
+    assert "signature does not match" in verify_record(record)[0]
+
+
+def test_trusted_keys_accept_only_known_keys(read, signer):
+    record = signer.sign(read.record)
+    assert verify_record(record, trusted_keys={signer.key_id: signer.public_raw}) == []
+    other = Signer.generate("cam-1")
+    assert verify_record(record, trusted_keys={other.key_id: other.public_raw}) == [
+        f"signing key {signer.key_id} is not among the trusted keys"
+    ]
+    # A forger who re-signs with their own key but claims the real key id is caught too.
+    forged = other.sign({**read.record, "plate": "XX99XXX"})
+    forged["signature"]["key_id"] = signer.key_id
+    assert verify_record(forged, trusted_keys={signer.key_id: signer.public_raw})
+
+
+def test_unsigned_record_fails(read):
+    assert verify_record(read.record) == ["record is not signed (no 'signature' object)"]
+
+
+def test_load_or_create_makes_a_private_key_once(tmp_path):
+    path = tmp_path / "keys" / "cam-1.key"
+    a = Signer.load_or_create(path, "cam-1")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert public_key_path(path).is_file()
+    b = Signer.load_or_create(path, "cam-1")
+    assert a.key_id == b.key_id
+    assert load_trusted_keys(path.parent) == {a.key_id: a.public_raw}
+
+
+def test_group_readable_key_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "cam-1.key"
+    Signer.load_or_create(path, "cam-1")
+    os.chmod(path, 0o640)
+    with pytest.raises(ConfigError, match=r"cam-1\.key: signing key is accessible to group or others \(mode 0640\).*chmod 600"):
+        Signer.load_or_create(path, "cam-1")
+
+
+def _write_lines(path, records):
+    path.write_text("".join(to_json_line(r) + "\n" for r in records))
+
+
+def test_verify_cli_checks_inline_images_and_exits_1_on_any_failure(read, signer, tmp_path, capsys):
+    good = signer.sign(read.record)
+    good["image_data"] = {k: base64.b64encode(v).decode() for k, v in read.images.items()}
+    bad_image = json.loads(json.dumps(good))
+    data = bytearray(read.images["patch"])
+    data[100] ^= 1
+    bad_image["image_data"]["patch"] = base64.b64encode(bytes(data)).decode()
+    ok_file, bad_file = tmp_path / "ok.jsonl", tmp_path / "bad.jsonl"
+    _write_lines(ok_file, [good, good])
+    _write_lines(bad_file, [good, bad_image])
+
+    assert main(["verify", str(ok_file)]) == 0
+    out = capsys.readouterr()
+    assert "2 of 2 reads verify" in out.out and "integrity only" in out.out and "no --keys" in out.err
+
+    assert main(["verify", str(bad_file)]) == 1
+    out = capsys.readouterr().out
+    assert "line 2 read" in out and "FAILED" in out and "image 'patch': SHA-256" in out and "1 of 2 reads verify" in out
+
+
+def test_verify_cli_with_trusted_keys_and_image_folder(read, signer, tmp_path, capsys):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "cam-1.pub").write_bytes(_pem(signer))
+    record = signer.sign(read.record)
+    images = tmp_path / "images"
+    images.mkdir()
+    for kind, data in read.images.items():
+        (images / f"{record['read_id']}.{kind}.jpg").write_bytes(data)
+    reads = tmp_path / "reads.jsonl"
+    _write_lines(reads, [record])
+    assert main(["verify", str(reads), "--keys", str(keys), "--images", str(images), "--require-images"]) == 0
+    assert "1 of 1 reads verify" in capsys.readouterr().out
+
+    (images / f"{record['read_id']}.overview.jpg").unlink()
+    assert main(["verify", str(reads), "--keys", str(keys), "--images", str(images), "--require-images"]) == 1
+    assert "images listed but not supplied: overview" in capsys.readouterr().out
+
+    stranger = Signer.generate("cam-1")
+    _write_lines(reads, [stranger.sign(read.record)])
+    assert main(["verify", str(reads), "--keys", str(keys)]) == 1
+    assert "not among the trusted keys" in capsys.readouterr().out
+
+
+def _pem(signer: Signer) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    return Ed25519PublicKey.from_public_bytes(signer.public_raw).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_keygen_cli_creates_key_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "cam-9.key"
+    assert main(["keygen", "--camera", "cam-9", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and public_key_path(out).is_file()
+    assert Signer.load(out, "cam-9").key_id in text
+    assert main(["keygen", "--camera", "cam-9", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
