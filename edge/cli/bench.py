@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="onnxruntime and OpenCV threads (default 1: one core)")
     p.add_argument("--fold", default="", metavar="XY,...", help="treat X as Y when comparing text, e.g. O0 for US labels that write O as 0")
     p.add_argument("--no-track", action="store_true", help="do not track sequence folders")
+    p.add_argument("--overlap", action="store_true", help="decode the next image on a second thread during inference (a camera's capture thread); see wall_fps")
     p.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)  # child processes hand their results back here
     p.set_defaults(func=run)
 
@@ -136,7 +137,7 @@ def _run_one(args: argparse.Namespace, cfg: Any, backend: str, fold: dict[str, s
 
     try:
         return run_bench(args.folder, pipeline, backend=backend, split=args.split, limit=args.limit, fold=fold,
-                         tracking=None if args.no_track else cfg.tracking, progress=progress)
+                         tracking=None if args.no_track else cfg.tracking, overlap=args.overlap, progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -153,8 +154,7 @@ def _run_child(args: argparse.Namespace, backend: str) -> Any:
         for flag, value in (("--config", args.config), ("--limit", args.limit), ("--fold", args.fold or None)):
             if value is not None:
                 cmd += [flag, str(value)]
-        if args.no_track:
-            cmd.append("--no-track")
+        cmd += [flag for flag, on in (("--no-track", args.no_track), ("--overlap", args.overlap)) if on]
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=None, env=os.environ.copy())
         if proc.returncode != 0 or not out.is_file():
             raise EdgeError(f"backend {backend}: the benchmark child process failed (exit {proc.returncode}); see its message above")

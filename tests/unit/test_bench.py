@@ -186,6 +186,14 @@ def test_sequence_folder_is_tracked(tmp_path: Path) -> None:
     assert "track" in res.summary["stages_ms"]
 
 
+def test_decoding_ahead_on_a_thread_changes_no_figure(tmp_path: Path) -> None:
+    make_folder(tmp_path / "case", CASE)
+    plain = run_bench(tmp_path / "case", StubPipeline(ANSWERS))
+    ahead = run_bench(tmp_path / "case", StubPipeline(ANSWERS), overlap=True)
+    assert [im.plates for im in ahead.images] == [im.plates for im in plain.images]
+    assert ahead.summary["overlap_decode"] and ahead.summary["char_acc"] == plain.summary["char_acc"]
+
+
 def test_result_survives_a_round_trip_through_json(case: BenchResult) -> None:
     again = BenchResult.from_dict(json.loads(json.dumps(case.to_dict())))
     assert again.summary == case.summary and again.images == case.images
