@@ -1,0 +1,107 @@
+"""The audit log: an intact chain verifies; any edit, removal, insertion or reordering is detected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge.audit import GENESIS, AuditLog, verify_audit_log
+from edge.cli import main
+from edge.errors import ConfigError
+
+
+def _log(tmp_path, n: int = 5):
+    path = tmp_path / "audit.log"
+    log = AuditLog(path)
+    for i in range(n):
+        log.append("read_published", read_id=f"id-{i}", feed="reads")
+    return path
+
+
+def _lines(path):
+    return path.read_text().splitlines(keepends=True)
+
+
+def test_intact_log_verifies_and_reopening_continues_the_chain(tmp_path):
+    path = _log(tmp_path, 3)
+    log = AuditLog(path)
+    log.append("retention_purge", removed=2)
+    entries = [json.loads(line) for line in _lines(path)]
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
+    assert entries[0]["prev"] == GENESIS and entries[3]["prev"] == entries[2]["hash"]
+    assert verify_audit_log(path) == [] and AuditLog.verify(path) == []
+    assert log.head() == (4, entries[3]["hash"])
+
+
+def test_edited_entry_is_detected(tmp_path):
+    path = _log(tmp_path)
+    lines = _lines(path)
+    lines[2] = lines[2].replace('"feed":"reads"', '"feed":"other"')
+    path.write_text("".join(lines))
+    assert verify_audit_log(path) == [f"{path}:3: 'hash' does not match the entry's content (the entry was edited)"]
+
+
+def test_edit_with_recomputed_hash_is_caught_by_the_next_line(tmp_path):
+    path = _log(tmp_path)
+    lines = _lines(path)
+    entry = json.loads(lines[1])
+    entry["read_id"] = "forged"
+    from edge.audit import _entry_hash
+
+    entry["hash"] = _entry_hash(entry)
+    lines[1] = json.dumps(entry, separators=(",", ":")) + "\n"
+    path.write_text("".join(lines))
+    problems = verify_audit_log(path)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:3: 'prev' does not match")
+
+
+@pytest.mark.parametrize("tamper", ["remove", "insert", "swap", "truncate", "drop_first"])
+def test_removed_inserted_reordered_or_cut_lines_are_detected(tmp_path, tamper):
+    path = _log(tmp_path)
+    lines = _lines(path)
+    if tamper == "remove":
+        del lines[2]
+    elif tamper == "insert":
+        lines.insert(2, lines[1])
+    elif tamper == "swap":
+        lines[1], lines[2] = lines[2], lines[1]
+    elif tamper == "truncate":
+        lines[-1] = lines[-1][:-20]
+    elif tamper == "drop_first":
+        del lines[0]
+    path.write_text("".join(lines))
+    assert verify_audit_log(path), f"{tamper} went undetected"
+
+
+def test_reserved_fields_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="reserved"):
+        AuditLog(tmp_path / "a.log").append("x", hash="0")
+
+
+def test_damaged_last_line_stops_a_new_writer_with_advice(tmp_path):
+    path = _log(tmp_path)
+    with open(path, "a") as f:
+        f.write("garbage\n")
+    with pytest.raises(ConfigError, match="edge audit verify"):
+        AuditLog(path)
+
+
+def test_config_change_is_recorded(tmp_path):
+    log = AuditLog(tmp_path / "a.log")
+    assert log.note_config("a" * 64, "cam.toml") is False
+    assert log.note_config("a" * 64, "cam.toml") is False
+    assert log.note_config("b" * 64, "cam.toml") is True
+    events = [json.loads(line)["event"] for line in _lines(log.path)]
+    assert events == ["config_loaded", "config_loaded", "config_changed"]
+    assert json.loads(_lines(log.path)[-1])["previous_sha256"] == "a" * 64
+
+
+def test_audit_verify_cli(tmp_path, capsys):
+    path = _log(tmp_path)
+    assert main(["audit", "verify", str(path)]) == 0
+    assert "intact, 5 entries" in capsys.readouterr().out
+    path.write_text(path.read_text().replace("id-3", "id-9"))
+    assert main(["audit", "verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "TAMPERED" in out and "audit.log:4" in out

@@ -1,0 +1,187 @@
+"""Feeds, pseudonyms, hotlists and retention: what each subscriber gets is what the policy says."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+
+import jsonschema
+import pytest
+
+from edge.audit import AuditLog
+from edge.cli import main
+from edge.context import build_read
+from edge.errors import ConfigError
+from edge.privacy import FeedRouter, Hotlist, apply_retention, normalise_plate, privacy_report
+from edge.record import load_schema
+from edge.signing import Signer, verify_record
+from tests.unit import read_fixtures as F
+
+PLATES = ("AB12CDE", "XY70ZZT", "LM05NOP")
+
+
+def _secret(path, data=b"k" * 32, mode=0o600):
+    path.write_bytes(data)
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path):
+    _secret(tmp_path / "hmac.key")
+    (tmp_path / "hot.txt").write_text("# stolen vehicles\nxy70 zzt\n\nQQ11QQQ  # cloned\n")
+    cfg = F.config(
+        tmp_path,
+        feeds=[
+            {"name": "reads", "kind": "full"},
+            {"name": "counts", "kind": "pseudonymised", "hmac_key_file": "hmac.key"},
+            {"name": "hits", "kind": "hits_only", "hotlist_file": "hot.txt"},
+        ],
+    )
+    audit = AuditLog(tmp_path / "audit.log")
+    signer = Signer.generate("cam-1")
+    router = FeedRouter(cfg, signer, audit)
+    reads = [
+        build_read(F.track(p, track_id=i, seed=i, alternatives=("QQ11QQQ",) if p == "LM05NOP" else ()), cfg, models=F.MODELS)
+        for i, p in enumerate(PLATES)
+    ]
+    return cfg, router, signer, audit, reads
+
+
+def _by_feed(router, reads):
+    out: dict[str, list] = {}
+    for r in reads:
+        for item in router.route(r):
+            out.setdefault(item.feed, []).append(item)
+    return out
+
+
+def test_pseudonymised_feed_carries_no_plate_text(setup):
+    cfg, router, signer, _, reads = setup
+    feeds = _by_feed(router, reads)
+    assert len(feeds["counts"]) == 3
+    for item, read in zip(feeds["counts"], reads):
+        plate = read.record["plate"]
+        text = item.record.decode()
+        assert plate not in text
+        for alt in read.record["alternatives"]:
+            assert alt["plate"] not in text
+        record = json.loads(text)
+        assert "plate" not in record and "alternatives" not in record and "char_confidences" not in record
+        assert item.images == {} and record["images"] == {}  # a patch or overview would show the plate
+        assert record["read_id"] != read.record["read_id"]
+        assert verify_record(record) == []
+        jsonschema.validate(record, load_schema())
+
+
+def test_pseudonyms_are_keyed_and_stable(setup, tmp_path):
+    cfg, router, signer, _, reads = setup
+    first = json.loads(router.route(reads[0])[1].record)["plate_hmac"]
+    again = json.loads(router.route(reads[0])[1].record)["plate_hmac"]
+    other = json.loads(router.route(reads[1])[1].record)["plate_hmac"]
+    assert first == again and first["value"] != other["value"]
+    # Another key gives other pseudonyms: without the key they cannot be recomputed from a plate.
+    _secret(tmp_path / "hmac.key", b"z" * 32)
+    rekeyed = json.loads(FeedRouter(cfg, signer).route(reads[0])[1].record)["plate_hmac"]
+    assert rekeyed["value"] != first["value"] and rekeyed["key_id"] != first["key_id"]
+
+
+def test_hits_only_feed_carries_only_hotlist_matches(setup):
+    _, router, _, _, reads = setup
+    feeds = _by_feed(router, reads)
+    hits = [json.loads(i.record) for i in feeds["hits"]]
+    # XY70ZZT is listed (as "xy70 zzt"); LM05NOP only has a listed plate as an alternative: no hit.
+    assert [h["plate"] for h in hits] == ["XY70ZZT"]
+    assert hits[0]["hotlist"]["name"] == "hot.txt" and hits[0]["feed_kind"] == "hits_only"
+    assert feeds["hits"][0].images.keys() == {"patch", "overview"}
+    assert verify_record(hits[0], feeds["hits"][0].images) == []
+    jsonschema.validate(hits[0], load_schema())
+
+
+def test_full_feed_keeps_everything_and_the_read_id(setup):
+    _, router, _, _, reads = setup
+    item = router.route(reads[0])[0]
+    record = json.loads(item.record)
+    assert item.feed == "reads" and record["read_id"] == reads[0].record["read_id"]
+    assert record["plate"] == "AB12CDE" and item.images == reads[0].images
+    assert verify_record(record, item.images) == []
+
+
+def test_each_release_is_audited_without_plate_text(setup):
+    _, router, _, audit, reads = setup
+    _by_feed(router, reads)
+    log = audit.path.read_text()
+    entries = [json.loads(line) for line in log.splitlines()]
+    assert [(e["feed"], e["event"]) for e in entries] == [
+        ("reads", "read_published"), ("counts", "read_published"),
+        ("reads", "read_published"), ("counts", "read_published"), ("hits", "read_published"),
+        ("reads", "read_published"), ("counts", "read_published"),
+    ]
+    assert all(p not in log for p in PLATES)
+    assert AuditLog.verify(audit.path) == []
+
+
+def test_feed_without_imagery_sends_no_images(tmp_path):
+    cfg = F.config(tmp_path, feeds=[{"name": "reads", "kind": "full", "imagery": False}])
+    read = build_read(F.track(), cfg, models=F.MODELS)
+    item = FeedRouter(cfg, Signer.generate("cam-1")).route(read)[0]
+    assert item.images == {} and json.loads(item.record)["images"] == {}
+
+
+def test_hotlist_is_normalised_and_reloaded_when_changed(tmp_path):
+    path = tmp_path / "hot.txt"
+    path.write_text("ab12 cde\n")
+    hot = Hotlist(path)
+    assert "AB12CDE" in hot and "ab-12 cde" in hot and "XY70ZZT" not in hot
+    path.write_text("xy70zzt\nab12cde\n")
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9,) * 2)
+    assert "XY70ZZT" in hot and len(hot) == 2
+    assert normalise_plate(" ab 12-cde ") == "AB12CDE"
+
+
+@pytest.mark.parametrize("data,mode,message", [(b"short", 0o600, "at least 16"), (b"k" * 32, 0o644, "chmod 600")])
+def test_weak_or_exposed_hmac_key_is_refused(tmp_path, data, mode, message):
+    _secret(tmp_path / "hmac.key", data, mode)
+    cfg = F.config(tmp_path, feeds=[{"name": "counts", "kind": "pseudonymised", "hmac_key_file": "hmac.key"}])
+    with pytest.raises(ConfigError, match=message):
+        FeedRouter(cfg, Signer.generate("cam-1"))
+
+
+class FakeSpool:
+    """Reads by age in hours; purge_older_than deletes as a spool must."""
+
+    def __init__(self, ages_h):
+        self.ages_h = list(ages_h)
+
+    def purge_older_than(self, age_s):
+        before = len(self.ages_h)
+        self.ages_h = [a for a in self.ages_h if a * 3600 <= age_s]
+        return before - len(self.ages_h)
+
+
+def test_retention_deletes_what_is_older_than_the_limit_and_audits_it(tmp_path):
+    cfg = F.config(tmp_path, retention_hours=24)
+    spool = FakeSpool([0.5, 23.9, 24.1, 100])
+    audit = AuditLog(tmp_path / "audit.log")
+    assert apply_retention(spool, cfg, audit) == 2
+    assert spool.ages_h == [0.5, 23.9]
+    entry = json.loads(audit.path.read_text())
+    assert entry["event"] == "retention_purge" and entry["removed"] == 2 and entry["older_than_hours"] == 24
+    assert apply_retention(spool, cfg, audit) == 0
+    assert len(audit.path.read_text().splitlines()) == 1  # nothing deleted, nothing to audit
+
+
+def test_privacy_report_says_what_leaves_in_plain_english(setup, capsys):
+    cfg = setup[0]
+    text = privacy_report(cfg)
+    assert "Feed 'reads' (full), MQTT topic anpr/cam-1/reads" in text
+    assert "Feed 'counts' (pseudonymised)" in text and "all images" in text
+    assert "Feed 'hits' (hits_only)" in text and "2 plates now" in text
+    assert "older than 72 hours is deleted" in text and "Bystander redaction is OFF" in text
+    assert "Ed25519" in text and "edge audit verify" in text
+    toml = cfg.source_file
+    toml.write_text('[camera]\nid = "cam-7"\n[imagery]\nlevel = "none"\n[privacy]\nretention_hours = 12\n')
+    assert main(["privacy-report", "--config", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert "camera 'cam-7'" in out and "No images leave this camera" in out and "older than 12 hours" in out
