@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     lens.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder of checkerboard photos, one resolution")
     lens.add_argument("--board", required=True, metavar="COLSxROWS", help="INNER corners of the board, e.g. 9x6")
     lens.add_argument("--square-mm", type=float, required=True, metavar="S", help="side of one square in millimetres")
+    lens.add_argument(
+        "--distortion",
+        choices=("auto", "radial", "radial-tangential", "full"),
+        default="auto",
+        help="distortion terms to fit: radial k1,k2; radial-tangential adds p1,p2; full adds k3; "
+        "auto (default): radial for lenses narrower than 40 degrees, radial-tangential otherwise",
+    )
     _common(lens, out_required=False)
     lens.set_defaults(func=run_lens)
 
@@ -106,7 +113,11 @@ def _made_by(step: str, args: argparse.Namespace, keys: list[str]) -> str:
         if value is None or value == []:
             continue
         flag = "--" + key.replace("_", "-")
-        if key in _REPEATED:
+        if value is True:
+            parts.append(flag)
+        elif value is False:
+            continue
+        elif key in _REPEATED:
             for v in value:
                 parts += [flag, str(v)]
         elif isinstance(value, list):
@@ -147,7 +158,7 @@ def run_lens(args: argparse.Namespace) -> int:
     if not args.square_mm > 0:
         raise ConfigError(f"--square-mm {args.square_mm}: must be positive")
     cols, rows = int(m.group(1)), int(m.group(2))
-    fit = calibrate_lens_folder(args.images, cols, rows, args.square_mm)
+    fit = calibrate_lens_folder(args.images, cols, rows, args.square_mm, args.distortion)
     if fit.skipped:
         log.warning("no complete board in %d of %d images: %s", len(fit.skipped), len(fit.skipped) + len(fit.used), ", ".join(fit.skipped))
     summary = fit.summary()
@@ -157,7 +168,7 @@ def run_lens(args: argparse.Namespace) -> int:
             dist_coeffs=np.round(fit.dist_coeffs, 6),
             reprojection_rms=round(fit.rms, 4),
         )
-        _update(args, "lens", cal, _made_by("lens", args, ["images", "board", "square_mm"]), fit.image_size)
+        _update(args, "lens", cal, _made_by("lens", args, ["images", "board", "square_mm", "distortion"]), fit.image_size)
         summary["out"] = str(args.out)
     _print(summary)
     return 0

@@ -21,8 +21,12 @@ from edge.cli import main
 from edge.errors import ConfigError
 
 SIZE = (640, 480)
-K = np.array([[820.0, 0.0, 331.0], [0.0, 818.0, 236.0], [0.0, 0.0, 1.0]])
+# A wide lens (63 degrees across) with barrel and a little tangential distortion.
+K = np.array([[520.0, 0.0, 331.0], [0.0, 518.0, 236.0], [0.0, 0.0, 1.0]])
 DIST = np.array([-0.18, 0.09, 0.0012, -0.0008, 0.0])
+# A narrow roadside lens (16 degrees across, like the demo camera's) on a small sensor.
+NARROW_SIZE = (640, 360)
+NARROW_K = np.array([[2277.0, 0.0, 318.0], [0.0, 2277.0, 184.0], [0.0, 0.0, 1.0]])
 BOARD = (9, 6)
 SQUARE_MM = 30.0
 
@@ -37,7 +41,7 @@ def board_folder(tmp_path_factory):
 
 def test_recovers_focal_length_and_principal_point(board_folder):
     fit = calibrate_lens(sorted(board_folder.glob("*.png")), *BOARD, SQUARE_MM)
-    assert len(fit.used) >= 6
+    assert len(fit.used) >= 6 and fit.distortion == "radial-tangential"
     assert fit.camera_matrix[0, 0] == pytest.approx(K[0, 0], rel=0.01)
     assert fit.camera_matrix[1, 1] == pytest.approx(K[1, 1], rel=0.01)
     assert fit.camera_matrix[0, 2] == pytest.approx(K[0, 2], rel=0.02)
@@ -51,6 +55,17 @@ def test_recovers_focal_length_and_principal_point(board_folder):
     rays_true = (true_ideal - K[:2, 2]) / np.diag(K)[:2]
     rays_fit = (fit_ideal - fit.camera_matrix[:2, 2]) / np.diag(fit.camera_matrix)[:2]
     assert np.abs(rays_true - rays_fit).max() * K[0, 0] < 4.0  # pixels, at the far corners
+
+
+def test_recovers_a_narrow_lens(tmp_path):
+    for i, view in enumerate(render_views(NARROW_K, np.zeros(5), NARROW_SIZE, *BOARD, SQUARE_MM, count=12, seed=5)):
+        cv2.imwrite(str(tmp_path / f"board_{i:02d}.png"), view)
+    fit = calibrate_lens(sorted(tmp_path.glob("*.png")), *BOARD, SQUARE_MM)
+    assert fit.distortion == "radial"  # auto: tangential terms are not fitted on a narrow lens
+    assert fit.camera_matrix[0, 0] == pytest.approx(NARROW_K[0, 0], rel=0.01)
+    assert fit.camera_matrix[1, 1] == pytest.approx(NARROW_K[1, 1], rel=0.01)
+    assert fit.camera_matrix[0, 2] == pytest.approx(NARROW_K[0, 2], rel=0.02)
+    assert fit.camera_matrix[1, 2] == pytest.approx(NARROW_K[1, 2], rel=0.02)
 
 
 def test_cli_prints_json_last_and_writes_the_lens_section(board_folder, tmp_path, capsys):
