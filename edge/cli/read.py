@@ -1,0 +1,159 @@
+"""`edge read [--crops] [--json] [--config FILE] PATH...`: read plates in still images.
+
+PATH is an image or a folder (its images, sorted). Without --crops each image is searched for
+plates first (the detector), then every plate found is read; with --crops each image is one
+plate crop. With --json, stdout holds one JSON object per image and nothing else:
+
+    {"image": "a.jpg", "width": 640, "height": 480, "plates": [{"text": "AB12CDE", "confidence": 0.97,
+     "box": [x, y, w, h], ...}], "ms": 12.3}
+
+An unreadable image gives {"image": ..., "error": "..."} and exit status 1; the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.config import load_camera_config
+from edge.errors import ConfigError, EdgeError
+from edge.labels import IMAGE_SUFFIXES, list_images
+from edge.types import Box, Detection, PlateReading
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "read",
+        help="read number plates in still images (or in plate crops with --crops)",
+        description="Read plates in images or folders of images. Exit 0 when every image could be read "
+        "(whether or not it held a plate), 1 when some could not, 2 on bad usage or configuration.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
+    p.add_argument("--crops", action="store_true", help="each image is a plate crop: no detection, read the whole image")
+    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout, nothing else")
+    p.add_argument("--config", type=Path, help="camera configuration (TOML); default: the embedded one")
+    p.add_argument("--backend", choices=["onnx", "tesseract"], help="override [reader] backend")
+    p.add_argument("--model", type=Path, help="override [reader] model (e.g. reader_int8.onnx)")
+    p.add_argument("--countries", help="override [reader] countries, comma-separated (e.g. GB,IE)")
+    p.set_defaults(func=run)
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(list_images(p))
+        elif p.exists() or p.suffix.lower() in IMAGE_SUFFIXES:
+            out.append(p)  # a missing or broken file is reported per image, not fatal
+        else:
+            raise ConfigError(f"{p}: no such file or folder")
+    return out
+
+
+def _plate_json(reading: PlateReading, box: list[int], score: float | None) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "text": reading.text,
+        "confidence": round(reading.confidence, 4),
+        "box": box,
+        "char_confidences": [round(c, 4) for c in reading.char_confidences],
+        "alternatives": [{"text": a.text, "confidence": round(a.confidence, 4)} for a in reading.alternatives],
+        "country": reading.country,
+        "format": reading.plate_format,
+        "colour": reading.colour.value,
+        "backend": reading.backend,
+    }
+    if score is not None:
+        d["detection_score"] = round(score, 4)
+    return d
+
+
+class _Engine:
+    """Reader (and detector, outside --crops) loaded once for the whole run."""
+
+    def __init__(self, args: argparse.Namespace):
+        from edge.read import crop_plate, load_reader
+
+        cfg = load_camera_config(args.config)
+        overrides: dict[str, Any] = {}
+        if args.backend:
+            overrides["backend"] = args.backend
+        if args.model:
+            overrides["model"] = args.model
+        if args.countries:
+            overrides["countries"] = tuple(c.strip() for c in args.countries.split(",") if c.strip())
+        if overrides:
+            cfg = cfg.with_overrides(reader=overrides)
+        self.crop_plate = crop_plate
+        self.reader = load_reader(cfg)
+        self.detector = None
+        if not args.crops:
+            try:
+                from edge.detect import load_detector
+            except ImportError as err:
+                raise EdgeError(
+                    f"full-image reading needs the plate detector (edge.detect), which is not available ({err}); "
+                    "use --crops to read plate crops without detection"
+                ) from None
+            self.detector = load_detector(cfg)
+
+    def plates(self, image: np.ndarray) -> list[dict[str, Any]]:
+        h, w = image.shape[:2]
+        if self.detector is None:
+            readings = self.reader.read([image])
+            found = [(r, [0, 0, w, h], None) for r in readings if r is not None]
+        else:
+            detections: list[Detection] = self.detector.detect(image)
+            readings = self.reader.read([self.crop_plate(image, d) for d in detections]) if detections else []
+            found = [(r, d.box.as_list(), d.score) for d, r in zip(detections, readings) if r is not None]
+        plates = [_plate_json(r, box, score) for r, box, score in found]
+        plates.sort(key=lambda p: p["confidence"], reverse=True)
+        return plates
+
+
+def _read_one(engine: _Engine, path: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+    if image is None:
+        why = "no such file" if not path.exists() else "not a readable image"
+        return {"image": str(path), "error": f"{path}: {why}"}
+    plates = engine.plates(image)
+    ms = (time.perf_counter() - start) * 1000
+    return {"image": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]), "plates": plates,
+            "ms": round(ms, 2)}
+
+
+def _human(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"{result['image']}: error: {result['error']}"
+    if not result["plates"]:
+        return f"{result['image']}: no plate read ({result['ms']:.1f} ms)"
+    parts = []
+    for p in result["plates"]:
+        where = f" {p['country']}/{p['format']}" if p["country"] else " (no known format)"
+        alts = ", ".join(a["text"] for a in p["alternatives"])
+        parts.append(f"{p['text']} {p['confidence']:.2f}{where}" + (f" [alternatives: {alts}]" if alts else ""))
+    return f"{result['image']}: " + "; ".join(parts) + f" ({result['ms']:.1f} ms)"
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = _expand(args.paths)
+    engine = _Engine(args)
+    show_progress = sys.stderr.isatty()
+    failed = 0
+    for n, path in enumerate(paths, start=1):
+        if show_progress:
+            print(f"\r[{n}/{len(paths)}] {path.name[:60]:60}", end="", file=sys.stderr, flush=True)
+        result = _read_one(engine, path)
+        failed += "error" in result
+        print(json.dumps(result) if args.json else _human(result), flush=True)
+    if show_progress:
+        print("\r" + " " * 72 + "\r", end="", file=sys.stderr, flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Plate grammars per country and grammar-constrained decoding of the reader's output."""

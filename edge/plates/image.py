@@ -1,0 +1,92 @@
+"""From a plate crop to the reader model's input, the same in training and at run time.
+
+The model reads one line of characters. Two-line plates (UK square and motorcycle plates,
+some European ones) are recognised by their shape (width / height below `TWO_LINE_ASPECT`),
+split at the brightest row between the lines, and the two rows are placed side by side, so
+'AB12' over 'CDE' is read as 'AB12CDE' by the same one-line model.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.types import PlateColour
+
+# One-line plates are at least about 2:1 (US) and mostly 4.5:1; square plates are about 1.3:1.
+TWO_LINE_ASPECT = 1.65
+
+
+def is_two_line(crop: np.ndarray) -> bool:
+    h, w = crop.shape[:2]
+    return w < TWO_LINE_ASPECT * h
+
+
+def _split_rows(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top and bottom lines of a two-line plate, cut at the brightest band in the middle third."""
+    h = grey.shape[0]
+    lo, hi = int(h * 0.35), int(h * 0.65)
+    if hi - lo < 1:
+        return grey[: h // 2], grey[h // 2 :]
+    profile = cv2.blur(grey.astype(np.float32), (grey.shape[1], 1))[:, 0]
+    cut = lo + int(np.argmax(profile[lo:hi]))
+    return grey[:cut], grey[cut:]
+
+
+def _stretch(grey: np.ndarray) -> np.ndarray:
+    """Contrast stretch between the 2nd and 98th percentiles, to [-1, 1]: exposure stops mattering."""
+    lo, hi = np.percentile(grey, (2, 98))
+    scale = 2.0 / max(float(hi - lo), 16.0)
+    return np.clip((grey.astype(np.float32) - float(lo)) * scale - 1.0, -1.0, 1.0)
+
+
+def _resize(grey: np.ndarray, width: int, height: int) -> np.ndarray:
+    interp = cv2.INTER_AREA if grey.shape[0] > height else cv2.INTER_LINEAR
+    return cv2.resize(grey, (width, height), interpolation=interp)
+
+
+def plate_input(crop: np.ndarray, height: int, width: int) -> np.ndarray:
+    """One crop (BGR or grey uint8) as a float32 array (height, width) in [-1, 1]."""
+    if crop.ndim == 3:
+        grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    else:
+        grey = crop
+    if grey.shape[0] < 2 or grey.shape[1] < 2:
+        raise ValueError(f"plate crop is too small to read: {grey.shape[1]}x{grey.shape[0]} px")
+    if is_two_line(grey):
+        top, bottom = _split_rows(grey)
+        grey = np.hstack([_resize(top, width // 2, height), _resize(bottom, width - width // 2, height)])
+    else:
+        grey = _resize(grey, width, height)
+    return _stretch(grey)
+
+
+def batch_input(crops: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Crops as one (N, 1, height, width) float32 batch."""
+    return np.stack([plate_input(c, height, width) for c in crops])[:, None]
+
+
+def plate_colour(crop: np.ndarray) -> PlateColour:
+    """Yellow (UK rear) or white (front, most of Europe) from the crop's bright background pixels.
+
+    Grey (infrared) crops carry no colour: they are UNKNOWN rather than guessed.
+    """
+    if crop.ndim != 3 or crop.shape[0] < 2 or crop.shape[1] < 2:
+        return PlateColour.UNKNOWN
+    h, w = crop.shape[:2]
+    centre = crop[h // 6 : h - h // 6 or h, w // 8 : w - w // 8 or w]
+    hsv = cv2.cvtColor(centre, cv2.COLOR_BGR2HSV).reshape(-1, 3).astype(np.float32)
+    value = hsv[:, 2]
+    background = hsv[value >= np.percentile(value, 60)]  # the plate's face, not its characters
+    if len(background) == 0:
+        return PlateColour.UNKNOWN
+    sat = float(np.median(background[:, 1]))
+    hue = float(np.median(background[:, 0]))
+    if sat < 40:
+        b = crop.reshape(-1, 3).astype(np.int16)
+        if np.abs(b[:, 0] - b[:, 2]).max() < 8:  # no colour at all: an infrared or grey image
+            return PlateColour.UNKNOWN
+        return PlateColour.WHITE
+    if 12 <= hue <= 40:  # OpenCV hue is 0-180; yellow is about 30
+        return PlateColour.YELLOW
+    return PlateColour.OTHER

@@ -1,0 +1,177 @@
+"""Plate readers: the project's ONNX model and tesseract, behind one interface.
+
+    reader = load_reader(cfg)                      # cfg.reader.backend: "onnx" | "tesseract"
+    readings = reader.read([crop_plate(frame.image, det) for det in detections])
+
+Both backends end in the same grammar decoding (`edge.plates.decode`), so their figures compare
+the recognisers alone. A reading is None when nothing legible was found in the crop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from typing import Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from edge.config import CameraConfig, ReaderBackend
+from edge.errors import ModelError
+from edge.onnx import OnnxModel, load_model
+from edge.plates.decode import ALPHABET, Decoded, Lattice, best_path, decode
+from edge.plates.image import batch_input, plate_colour
+from edge.types import Alternative, Detection, PlateReading
+
+log = logging.getLogger(__name__)
+
+
+class PlateReader(Protocol):
+    name: str  # e.g. "onnx:reader-1.0" or "tesseract"
+    models: dict[str, str]  # model file name -> sha256 (goes into read records); {} for tesseract
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[PlateReading | None]:
+        """One reading (or None: nothing legible) per BGR crop, in order."""
+        ...
+
+
+def _reading(decoded: list[Decoded], crop: np.ndarray, backend: str) -> PlateReading | None:
+    if not decoded or not decoded[0].text:
+        return None
+    best = decoded[0]
+    alternatives = tuple(Alternative(d.text, d.confidence) for d in decoded[1:] if d.text)
+    return PlateReading(
+        text=best.text,
+        confidence=best.confidence,
+        char_confidences=tuple(float(min(1.0, max(0.0, c))) for c in best.char_confidences),
+        alternatives=alternatives,
+        country=best.country,
+        plate_format=best.format_name,
+        colour=plate_colour(crop),
+        backend=backend,
+    )
+
+
+def _readable(crop: np.ndarray) -> bool:
+    return isinstance(crop, np.ndarray) and crop.ndim in (2, 3) and crop.shape[0] >= 4 and crop.shape[1] >= 8
+
+
+class OnnxReader:
+    """The project's CTC recogniser (models/reader.onnx or its INT8 variant) plus grammar decoding."""
+
+    def __init__(self, model: OnnxModel, countries: Sequence[str] = ("GB",), max_alternatives: int = 3):
+        self.model = model
+        shape = model.sidecar.get("input", {}).get("shape", [1, 32, 128])
+        self.height, self.width = int(shape[-2]), int(shape[-1])
+        alphabet = model.sidecar.get("alphabet", ALPHABET)
+        if alphabet != ALPHABET:
+            raise ModelError(f"{model.path.with_suffix('.json')}: alphabet {alphabet!r} is not the decoder's {ALPHABET!r}")
+        self.countries = tuple(countries)
+        self.max_alternatives = max_alternatives
+        self.name = f"onnx:{model.name}-{model.version}"
+        self.models = {model.path.name: model.sha256}
+
+    def frame_probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """The model's raw output (N, T, 37) for readable crops (for evaluation and debugging)."""
+        return self.model.run(batch_input(list(crops), self.height, self.width))[0]
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[PlateReading | None]:
+        out: list[PlateReading | None] = [None] * len(crops)
+        idx = [i for i, c in enumerate(crops) if _readable(c)]
+        if not idx:
+            return out
+        probs = self.frame_probabilities([crops[i] for i in idx])
+        for i, p in zip(idx, probs):
+            decoded = decode(best_path(p), self.countries, self.max_alternatives)
+            out[i] = _reading(decoded, crops[i], self.name)
+        return out
+
+
+_WHITELIST = "-c tessedit_char_whitelist=" + ALPHABET
+
+
+class TesseractReader:
+    """Tesseract (`--psm 7`, one text line, A-Z0-9 only) through pytesseract, with the same decoding."""
+
+    name = "tesseract"
+
+    def __init__(self, countries: Sequence[str] = ("GB",), max_alternatives: int = 3):
+        try:
+            import pytesseract
+        except ImportError as err:
+            raise ModelError(f"the tesseract backend needs the pytesseract package ({err})") from None
+        if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
+            raise ModelError(
+                f"the tesseract backend needs the '{pytesseract.pytesseract.tesseract_cmd}' program "
+                "(Debian: apt install tesseract-ocr)"
+            )
+        self._tess = pytesseract
+        self.countries = tuple(countries)
+        self.max_alternatives = max_alternatives
+        self.models: dict[str, str] = {}
+        self.version = str(pytesseract.get_tesseract_version())
+
+    def _lattice(self, crop: np.ndarray) -> Lattice:
+        grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+        if grey.shape[0] < 64:  # tesseract reads characters of about 30 px and up best
+            s = 64 / grey.shape[0]
+            grey = cv2.resize(grey, (int(grey.shape[1] * s), 64), interpolation=cv2.INTER_CUBIC)
+        data = self._tess.image_to_data(grey, config=f"--psm 7 {_WHITELIST}", output_type=self._tess.Output.DICT)
+        text, confs = "", []
+        for word, conf in zip(data["text"], data["conf"]):
+            word = re.sub(r"[^A-Z0-9]", "", str(word).upper())
+            if not word:
+                continue
+            # Word confidence 0-100; tesseract reports 0 (or -1) for some whitelisted LSTM lines: unknown.
+            c = min(0.999, float(conf) / 100.0) if float(conf) > 0 else 0.5
+            text += word
+            confs += [c] * len(word)  # tesseract scores words, not characters
+        return Lattice.from_text(text, confs)
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[PlateReading | None]:
+        out: list[PlateReading | None] = []
+        for crop in crops:
+            if not _readable(crop):
+                out.append(None)
+                continue
+            decoded = decode(self._lattice(crop), self.countries, self.max_alternatives)
+            out.append(_reading(decoded, crop, self.name))
+        return out
+
+
+def crop_plate(image: np.ndarray, detection: Detection, margin: float = 0.1) -> np.ndarray:
+    """The plate cut from a frame with `margin` (a fraction of its size) around it.
+
+    With corners, the quadrilateral is warped to a front-on rectangle (margin included), which
+    undoes the camera's perspective; without, the axis-aligned box is cut (clipped to the frame).
+    """
+    H, W = image.shape[:2]
+    if detection.corners is not None:
+        q = np.float32(detection.corners)
+        centre = q.mean(axis=0)
+        q = centre + (q - centre) * (1.0 + 2.0 * margin)
+        w = int(round(max(np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[3]))))
+        h = int(round(max(np.linalg.norm(q[3] - q[0]), np.linalg.norm(q[2] - q[1]))))
+        if w >= 2 and h >= 2:
+            dst = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+            M = cv2.getPerspectiveTransform(q.astype(np.float32), dst)
+            return cv2.warpPerspective(image, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    b = detection.box
+    mx, my = b.w * margin, b.h * margin
+    x0, y0 = int(max(0, np.floor(b.x - mx))), int(max(0, np.floor(b.y - my)))
+    x1, y1 = int(min(W, np.ceil(b.x + b.w + mx))), int(min(H, np.ceil(b.y + b.h + my)))
+    if x1 <= x0 or y1 <= y0:
+        return image[0:0, 0:0]
+    return image[y0:y1, x0:x1]
+
+
+def load_reader(cfg: CameraConfig) -> PlateReader:
+    """The reader the camera's configuration names (`[reader]` backend, model, countries, threads)."""
+    rc = cfg.reader
+    if rc.backend is ReaderBackend.TESSERACT:
+        return TesseractReader(rc.countries, rc.max_alternatives)
+    model = load_model(cfg.model_path(rc.model), threads=rc.threads)
+    reader = OnnxReader(model, rc.countries, rc.max_alternatives)
+    reader.read([np.full((32, 128, 3), 200, np.uint8)])  # warm-up: the first run allocates
+    return reader
