@@ -58,7 +58,7 @@ def test_recovers_focal_length_and_principal_point(board_folder):
 
 
 def test_recovers_a_narrow_lens(tmp_path):
-    for i, view in enumerate(render_views(NARROW_K, np.zeros(5), NARROW_SIZE, *BOARD, SQUARE_MM, count=12, seed=5)):
+    for i, view in enumerate(render_views(NARROW_K, np.zeros(5), NARROW_SIZE, *BOARD, SQUARE_MM, count=16, seed=5)):
         cv2.imwrite(str(tmp_path / f"board_{i:02d}.png"), view)
     fit = calibrate_lens(sorted(tmp_path.glob("*.png")), *BOARD, SQUARE_MM)
     assert fit.distortion == "radial"  # auto: tangential terms are not fitted on a narrow lens
