@@ -21,7 +21,7 @@ from typing import Any
 from edge.errors import ConfigError, EdgeError
 
 BACKENDS = ("onnx", "onnx-int8", "tesseract")
-INT8_SUFFIX = ".int8"  # models/reader.onnx -> models/reader.int8.onnx (with its sidecar reader.int8.json)
+INT8_SUFFIX = "_int8"  # models/detector.onnx -> models/detector_int8.onnx (sidecar detector_int8.json), as training writes it
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N images (a quick look)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime and OpenCV threads (default 1: one core)")
     p.add_argument("--fold", default="", metavar="XY,...", help="treat X as Y when comparing text, e.g. O0 for US labels that write O as 0")
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="time N passes over the folder (accuracy from the first); steadier figures")
     p.add_argument("--no-track", action="store_true", help="do not track sequence folders")
     p.add_argument("--overlap", action="store_true", help="decode the next image on a second thread during inference (a camera's capture thread); see wall_fps")
     p.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)  # child processes hand their results back here
@@ -77,14 +78,13 @@ def pipeline_for(cfg: Any, backend: str) -> Any:
         return ImagePipeline.from_config(cfg, reader_backend="tesseract")
     if backend == "onnx":
         return ImagePipeline.from_config(cfg, reader_backend="onnx")
-    # onnx-int8: the INT8 twin of each model, next to it
+    # onnx-int8: the INT8 twin of each model where there is one (the summary's "models" names the files used)
     reader = int8_path(cfg.model_path(cfg.reader.model))
     detector = int8_path(cfg.model_path(cfg.detector.model))
-    missing = [str(p) for p in (reader, detector) if not p.is_file()]
-    if missing:
-        raise ConfigError(f"backend onnx-int8 needs {' and '.join(missing)} (the INT8 twins of the fp32 models, "
-                          "each with its sidecar .json)")
-    return ImagePipeline.from_config(cfg, reader_backend="onnx", reader_model=str(reader), detector_model=str(detector))
+    if not reader.is_file() and not detector.is_file():
+        raise ConfigError(f"backend onnx-int8 needs {detector} or {reader} (the INT8 twin of an fp32 model, with its sidecar .json)")
+    return ImagePipeline.from_config(cfg, reader_backend="onnx", reader_model=str(reader) if reader.is_file() else None,
+                                     detector_model=str(detector) if detector.is_file() else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,7 +137,7 @@ def _run_one(args: argparse.Namespace, cfg: Any, backend: str, fold: dict[str, s
 
     try:
         return run_bench(args.folder, pipeline, backend=backend, split=args.split, limit=args.limit, fold=fold,
-                         tracking=None if args.no_track else cfg.tracking, overlap=args.overlap, progress=progress)
+                         tracking=None if args.no_track else cfg.tracking, overlap=args.overlap, repeat=args.repeat, progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -151,7 +151,7 @@ def _run_child(args: argparse.Namespace, backend: str) -> Any:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "edge", "-q", "bench", str(args.folder), "--backends", backend,
                "--split", args.split, "--threads", str(args.threads), "--result-file", str(out)]
-        for flag, value in (("--config", args.config), ("--limit", args.limit), ("--fold", args.fold or None)):
+        for flag, value in (("--config", args.config), ("--limit", args.limit), ("--fold", args.fold or None), ("--repeat", args.repeat)):
             if value is not None:
                 cmd += [flag, str(value)]
         cmd += [flag for flag, on in (("--no-track", args.no_track), ("--overlap", args.overlap)) if on]

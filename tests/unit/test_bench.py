@@ -194,6 +194,14 @@ def test_decoding_ahead_on_a_thread_changes_no_figure(tmp_path: Path) -> None:
     assert ahead.summary["overlap_decode"] and ahead.summary["char_acc"] == plain.summary["char_acc"]
 
 
+def test_repeated_passes_add_timings_not_plates(tmp_path: Path) -> None:
+    make_folder(tmp_path / "case", CASE)
+    once = run_bench(tmp_path / "case", StubPipeline(ANSWERS))
+    thrice = run_bench(tmp_path / "case", StubPipeline(ANSWERS), repeat=3)
+    assert thrice.summary["plates"] == once.summary["plates"] and thrice.summary["det_recall"] == 0.75
+    assert len(thrice.images) == 4 and thrice.summary["repeat"] == 3 and thrice.summary["timed_frames"] == 12
+
+
 def test_result_survives_a_round_trip_through_json(case: BenchResult) -> None:
     again = BenchResult.from_dict(json.loads(json.dumps(case.to_dict())))
     assert again.summary == case.summary and again.images == case.images
