@@ -7,7 +7,6 @@ import hashlib
 import importlib.util
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
