@@ -53,12 +53,17 @@ def normalise_plate(text: str) -> str:
     return "".join(ch for ch in text.upper() if ch.isalnum())
 
 
-def audit_log_path(cfg: CameraConfig) -> Path:
-    return cfg.resolve(cfg.privacy.audit_log) or cfg.spool.dir / "audit.log"
+def camera_dir(cfg: CameraConfig, spool_dir: Path | None = None) -> Path:
+    """The camera's own folder under the spool folder (`--spool` overrides the config's)."""
+    return (spool_dir or cfg.spool.dir) / cfg.camera.id
 
 
-def signing_key_path(cfg: CameraConfig) -> Path:
-    return cfg.resolve(cfg.signing.key_file) or cfg.spool.dir / f"{cfg.camera.id}.key"
+def audit_log_path(cfg: CameraConfig, spool_dir: Path | None = None) -> Path:
+    return cfg.resolve(cfg.privacy.audit_log) or camera_dir(cfg, spool_dir) / "audit.log"
+
+
+def signing_key_path(cfg: CameraConfig, spool_dir: Path | None = None) -> Path:
+    return cfg.resolve(cfg.signing.key_file) or camera_dir(cfg, spool_dir) / "signing.key"
 
 
 def config_digest(cfg: CameraConfig) -> str:
@@ -66,9 +71,9 @@ def config_digest(cfg: CameraConfig) -> str:
     return sha256_hex(cfg.model_dump_json().encode("utf-8"))
 
 
-def open_audit(cfg: CameraConfig) -> AuditLog:
+def open_audit(cfg: CameraConfig, spool_dir: Path | None = None) -> AuditLog:
     """The camera's audit log, with this start's configuration recorded (and a change flagged)."""
-    audit = AuditLog(audit_log_path(cfg))
+    audit = AuditLog(audit_log_path(cfg, spool_dir))
     source = str(cfg.source_file) if cfg.source_file else "(built-in defaults)"
     if audit.note_config(config_digest(cfg), source):
         log.warning("configuration changed since the last start; recorded in %s", audit.path)
@@ -346,11 +351,14 @@ def privacy_report(cfg: CameraConfig) -> str:
     out += [
         "",
         "KEPT ON THE CAMERA, AND FOR HOW LONG",
-        f"Reads and images wait in the spool ({cfg.spool.dir}) until the broker confirms receipt, then are deleted. "
+        f"Reads and images wait in the spool ({camera_dir(cfg)}, or under `edge run --spool DIR`) until the broker "
+        "confirms receipt, then are deleted. "
         f"Anything older than {cfg.privacy.retention_hours:g} hours is deleted even if it was never delivered.",
         f"An audit log ({audit_log_path(cfg)}) records each read released to a feed (read id, feed, record hash; no "
         "plate text), each retention deletion and each configuration change. Its entries are hash-chained, so "
-        f"editing or removing one is detected by `edge audit verify {audit_log_path(cfg)}`.",
+        f"editing or removing one is detected by `edge audit verify {audit_log_path(cfg)}`. "
+        "The audit log is not trimmed by the retention limit: it holds no plate text, and a trimmed chain could "
+        "no longer prove that nothing was removed.",
         "",
         "INTEGRITY",
         f"Every record is signed (Ed25519) with this camera's key ({signing_key_path(cfg)}, readable by its owner only; "

@@ -33,7 +33,7 @@ DETECTOR_NAME = "opencv-lbp-frontalface"
 MIN_FACE_PX = 24  # the cascade's window: smaller faces are found by detecting on a larger image
 DETECT_MAX_WIDTH = 1280  # detection image width: faces >= ~24 px here, i.e. >= ~36 px in a 1080p frame
 FACE_MARGIN = 0.3  # grow each face box by this fraction on every side: hair, ears, chin
-DENSE_STAGES = 2  # stages run on whole maps; about a quarter of windows are left after them
+DENSE_STAGES = 3  # stages run on whole maps (fast per window); after them about a tenth of windows are left
 PIXEL_CELLS = 6  # a blurred region keeps at most this many cells across: no identity survives
 
 Rect = tuple[int, int, int, int]  # x, y, w, h in pixels
@@ -54,10 +54,6 @@ class _Stage:
     threshold: float
     luts: np.ndarray  # weak classifiers x 256: each one's leaf value for every LBP code
     rects: np.ndarray  # weak classifiers x 4: x, y, w, h of one block of its feature, in window pixels
-
-    @property
-    def weak(self) -> np.ndarray:
-        return self.rects
 
     def corner_offsets(self, stride: int) -> np.ndarray:
         """weak x 16 flat offsets (in an integral image `stride` wide) of the 4 x 4 block corners."""
@@ -153,7 +149,7 @@ class LbpCascade:
         for stage in self.stages[DENSE_STAGES:]:
             if len(base) == 0:
                 break
-            k = len(stage.weak)
+            k = len(stage.rects)
             corners = flat[base[:, None, None] + stage.corner_offsets(stride)[None]].reshape(len(base), k, 4, 4)
             blocks = (corners[..., 1:, 1:] - corners[..., :-1, 1:] - corners[..., 1:, :-1] + corners[..., :-1, :-1]).reshape(len(base), k, 9)
             above = blocks[..., _NEIGHBOURS] >= blocks[..., 4:5]
