@@ -144,6 +144,7 @@ def describe_reason(rc: ReasonCode | int) -> str:
 class _Inflight:
     read_id: str
     feed: str
+    topic: str
     mids: set[int]
     record_mid: int
     failure: str | None = None
@@ -341,7 +342,7 @@ class Publisher:
     def _failed_attempt(self, message: str) -> None:
         self._next_attempt = time.monotonic() + self._backoff_s
         self._report(
-            message + f"; retrying in {self._backoff_s:.0f} s; reads are kept in the spool ({self.spool.depth()} waiting)"
+            message + f"; retrying in {_secs(self._backoff_s)}; reads are kept in the spool ({self.spool.depth()} waiting)"
         )
         self._backoff_s = min(self._reconnect_max_s, self._backoff_s * 2) * random.uniform(0.8, 1.0)
         self._backoff_s = max(self._backoff_s, self._reconnect_min_s)
@@ -409,7 +410,10 @@ class Publisher:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any) -> None:
         if self._stop.is_set() or not self._connected:
             return
-        self._lost(f"broker {self.broker}: disconnected: {describe_reason(reason)}")
+        if getattr(flags, "is_disconnect_packet_from_server", False):
+            self._lost(f"broker {self.broker} closed the connection: {describe_reason(reason)}")
+        else:
+            self._lost(f"broker {self.broker}: connection lost")
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any) -> None:
         if mid == self._status_mid:
@@ -423,20 +427,20 @@ class Publisher:
         entry.mids.discard(mid)
         value = reason.value if isinstance(reason, ReasonCode) else int(reason)
         if value >= 0x80:
-            entry.failure = f"broker refused a message of read {entry.read_id} on feed {entry.feed!r}: {describe_reason(reason)}"
+            entry.failure = f"broker refused to take feed {entry.feed!r} on {entry.topic}: {describe_reason(reason)}"
             if value == 135:
                 entry.failure += " (the broker's ACL does not let this user publish on that topic)"
         elif value == NO_MATCHING_SUBSCRIBERS and mid == entry.record_mid and self._hold_unrouted:
             entry.failure = (
-                f"no subscriber for feed {entry.feed!r} (reason code 16 'No matching subscribers'): "
-                "is the back office subscribed? reads are kept and retried"
+                f"no subscriber for feed {entry.feed!r} on {entry.topic} (No matching subscribers, reason code 16): "
+                "is the back office subscribed?"
             )
         if entry.mids:
             return
         del self._inflight[seq]
         if entry.failure:
             self._refused[seq] = time.monotonic() + self._retry_refused_s
-            self._report(entry.failure + f"; retrying in {self._retry_refused_s:.0f} s")
+            self._report(entry.failure + f"; {len(self._refused)} read(s) held in the spool, each retried every {_secs(self._retry_refused_s)}")
         else:
             self._acked.append((entry.read_id, entry.feed))
 
@@ -526,7 +530,7 @@ class Publisher:
         else:
             record = inline_images(read.record, read.images)
         messages.append((base, record, self._props("application/json", read.read_id)))
-        entry = _Inflight(read.read_id, read.feed, set(), record_mid=-1)
+        entry = _Inflight(read.read_id, read.feed, base, set(), record_mid=-1)
         for topic, payload, props in messages:
             info = self._client.publish(topic, payload, qos=self.cfg.qos, retain=False, properties=props)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
@@ -602,6 +606,10 @@ class Publisher:
             log.error("%s", message)
         else:
             log.debug("%s", message)
+
+
+def _secs(s: float) -> str:
+    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
 
 
 def inline_images(record: bytes, images: dict[str, bytes]) -> bytes:

@@ -308,22 +308,29 @@ class Receiver:
         backoff = 0.5
         try:
             while not self._stop.is_set():
-                if not self._connect():
-                    self._stop.wait(backoff)
-                    backoff = min(self.reconnect_max_s, backoff * 2) * random.uniform(0.8, 1.0)
-                    continue
-                backoff = 0.5
-                while not self._stop.is_set():
-                    rc = self._client.loop(timeout=0.05)
-                    self._settle()
-                    if rc != mqtt.MQTT_ERR_SUCCESS:
-                        self.connected.clear()
-                        self._error(f"broker {self.broker}: connection lost ({mqtt.error_string(rc)}); reconnecting")
-                        break
+                if self._connect():
+                    self._serve()
+                if self._stop.is_set():
+                    break
+                if self.connected.is_set():  # it worked for a while: reconnect soon
+                    self.connected.clear()
+                    backoff = 0.5
+                self._stop.wait(backoff)
+                backoff = min(self.reconnect_max_s, backoff * 2) * random.uniform(0.8, 1.0)
             if self._client is not None:
                 self._client.disconnect()
         finally:
             self.store.rollback()
+
+    def _serve(self) -> None:
+        """Run the network loop until the connection ends (or is refused)."""
+        while not self._stop.is_set():
+            rc = self._client.loop(timeout=0.05)
+            self._settle()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                if self.connected.is_set():
+                    self._error(f"broker {self.broker}: connection lost; reconnecting (reads wait at the broker meanwhile)")
+                return
 
     def _connect(self) -> bool:
         try:
