@@ -291,11 +291,15 @@ def _draw_grid(out: np.ndarray, cal: Calibration) -> None:
     """Road lines every metre over the area the frame sees, to show whether the homography is right."""
     h, w = out.shape[:2]
     inv = np.linalg.inv(cal.homography)
-    corners = np.array([[0, h * 0.5], [w, h * 0.5], [0, h], [w, h]], dtype=np.float64)
-    hw = cal.homography[2] @ np.hstack([corners, np.ones((4, 1))]).T
-    if not (np.all(hw > 0) or np.all(hw < 0)):
+    road = None
+    for top in (0.0, 0.25 * h, 0.5 * h, 0.75 * h):  # the highest band of the frame that is all below the horizon
+        corners = np.array([[0, top], [w, top], [0, h], [w, h]], dtype=np.float64)
+        hw = cal.homography[2] @ np.hstack([corners, np.ones((4, 1))]).T
+        if np.all(hw > 0) or np.all(hw < 0):
+            road = to_road(cal, corners)
+            break
+    if road is None:
         return
-    road = to_road(cal, corners)
     (x0, y0), (x1, y1) = np.floor(road.min(axis=0)), np.ceil(road.max(axis=0))
     if (x1 - x0) * (y1 - y0) > 40000:
         return  # a wildly large area means a bad homography; the points drawn will show it
