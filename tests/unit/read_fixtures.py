@@ -7,6 +7,7 @@ cv2.putText), so these tests depend on no other stage and no data files.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,12 @@ MODELS = {"detector": f"detector.onnx@{SHA}", "reader": f"reader.onnx@{'cd' * 32
 
 
 def scene(width: int = 1920, height: int = 1080, seed: int = 0) -> np.ndarray:
-    """A road-like BGR scene with enough texture that JPEG sizes are not flattered by flat colour."""
+    """A road-like BGR scene with enough texture that JPEG sizes are not flattered by flat colour (a fresh copy)."""
+    return _scene(width, height, seed).copy()
+
+
+@lru_cache(maxsize=8)
+def _scene(width: int, height: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y = np.linspace(0, 1, height)[:, None, None]
     img = (np.array([120, 130, 140]) * (0.6 + 0.4 * y)).repeat(width, axis=1)
