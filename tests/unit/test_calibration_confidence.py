@@ -87,3 +87,50 @@ def test_detection_scale_keeps_the_smallest_plate_detectable():
     assert detection_scale(cal, 1920, 640, min_plate_px=16) == pytest.approx(0.4)
     assert detection_scale(None, 1920, 640) == pytest.approx(1 / 3)
     assert detection_scale(Calibration(plate_width_px=(120.0, 300.0), image_size=(1920, 1080)), 1920, 640) == pytest.approx(1 / 3)
+
+
+def test_confidence_command_fits_on_train_and_reports_on_test(tmp_path, monkeypatch, capsys):
+    """`edge calibrate confidence` wiring, with a stand-in reader whose raw score is overconfident."""
+    import json
+
+    import cv2
+
+    import edge.read
+    from edge.calibrate.file import load_calibration
+    from edge.cli import main
+    from edge.labels import split_of
+    from edge.types import PlateReading
+
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    rows = ["image,plate,x,y,w,h"]
+    truth: dict[int, tuple[float, bool]] = {}  # crop brightness -> (raw score, read right)
+    for i in range(300):
+        p_true = float(rng.beta(2.0, 1.2))
+        truth[i] = (1 - (1 - p_true) ** 3, bool(rng.random() < p_true))
+        img = np.zeros((40, 60, 3), np.uint8)
+        img[10:30, 10:50] = (i % 256, i // 256, 0)  # the crop carries its index, so the reader can look it up
+        cv2.imwrite(str(folder / f"img_{i:03d}.png"), img)
+        rows.append(f"img_{i:03d}.png,AB12CDE,10,10,40,20")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    class StandIn:
+        def read(self, crops):
+            out = []
+            for crop in crops:
+                i = int(crop[crop.shape[0] // 2, crop.shape[1] // 2, 0]) + 256 * int(crop[crop.shape[0] // 2, crop.shape[1] // 2, 1])
+                score, right = truth[i]
+                text = "AB12CDE" if right else "AB12CDF"
+                out.append(PlateReading(text=text, confidence=score, char_confidences=(score,) * 7))
+            return out
+
+    monkeypatch.setattr(edge.read, "load_reader", lambda cfg: StandIn())
+    out = tmp_path / "cam.toml"
+    assert main(["calibrate", "confidence", "--labels", str(folder), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    n_test = sum(split_of(f"img_{i:03d}.png") == "test" for i in range(300))
+    assert summary["held_back"] == n_test and summary["fitted_on"] == 300 - n_test
+    assert summary["ece_calibrated"] < summary["ece_raw"]
+    cal = load_calibration(out)
+    assert cal.confidence_knots is not None and "held-back ECE" in cal.made_by["confidence"]
