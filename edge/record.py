@@ -94,6 +94,15 @@ def to_json_line(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def with_inline_images(record: dict[str, Any], images: dict[str, bytes]) -> dict[str, Any]:
+    """A signed record with its images inline as base64 under "image_data" (not signed; checked by hash)."""
+    import base64
+
+    if not images:
+        return record
+    return {**record, INLINE_IMAGES_FIELD: {k: base64.b64encode(v).decode("ascii") for k, v in sorted(images.items())}}
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -12,7 +12,7 @@ import pytest
 from edge.cli import main
 from edge.context import build_read
 from edge.errors import ConfigError
-from edge.record import to_json_line
+from edge.record import to_json_line, with_inline_images
 from edge.signing import Signer, load_trusted_keys, public_key_path, verify_record
 from tests.unit import read_fixtures as F
 
@@ -112,8 +112,7 @@ def _write_lines(path, records):
 
 
 def test_verify_cli_checks_inline_images_and_exits_1_on_any_failure(read, signer, tmp_path, capsys):
-    good = signer.sign(read.record)
-    good["image_data"] = {k: base64.b64encode(v).decode() for k, v in read.images.items()}
+    good = with_inline_images(signer.sign(read.record), read.images)
     bad_image = json.loads(json.dumps(good))
     data = bytearray(read.images["patch"])
     data[100] ^= 1
@@ -172,3 +171,12 @@ def test_keygen_cli_creates_key_and_refuses_to_overwrite(tmp_path, capsys):
     assert Signer.load(out, "cam-9").key_id in text
     assert main(["keygen", "--camera", "cam-9", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_verify_cli_reads_standard_input(read, signer, monkeypatch, capsys):
+    import io
+
+    line = to_json_line(with_inline_images(signer.sign(read.record), read.images))
+    monkeypatch.setattr("sys.stdin", io.StringIO(line + "\n"))
+    assert main(["verify", "-"]) == 0
+    assert "1 of 1 reads verify" in capsys.readouterr().out
