@@ -12,7 +12,6 @@ broker delivers them.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import sys
 import threading
@@ -64,8 +63,7 @@ def clock_synced() -> bool | None:
 
 class Camera:
     def __init__(self, cfg: CameraConfig, source: FrameSource, *, spool_dir: Path | None = None, out: TextIO = sys.stdout) -> None:
-        from edge.audit import AuditLog
-        from edge.privacy import FeedRouter
+        from edge.privacy import FeedRouter, camera_dir, open_audit, signing_key_path
         from edge.signing import Signer
         from edge.spool import Spool
 
@@ -74,7 +72,7 @@ class Camera:
         self.out = out
         self.stats = CameraStats()
         cam = cfg.camera.id
-        self.dir = (spool_dir or cfg.spool.dir) / cam
+        self.dir = camera_dir(cfg, spool_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
 
         self.calibration = None
@@ -86,11 +84,10 @@ class Camera:
         self.tracker = Tracker(cfg.tracking)
         self.gate = MotionGate(cfg.detector.motion_threshold) if cfg.detector.motion_gating else None
 
-        self.audit = AuditLog(cfg.resolve(cfg.privacy.audit_log) or self.dir / "audit.log")
-        self._audit_config()
-        self.signer = Signer.load_or_create(cfg.resolve(cfg.signing.key_file) or self.dir / "signing.key", cam)
+        self.audit = open_audit(cfg, spool_dir)
+        self.signer = Signer.load_or_create(signing_key_path(cfg, spool_dir), cam)
         self.router = FeedRouter(cfg, self.signer, self.audit)
-        self.spool = Spool(self.dir / "spool.sqlite", int(cfg.spool.max_mb * 1024 * 1024))
+        self.spool = Spool(self.dir, int(cfg.spool.max_mb * 1024 * 1024))
         self.full_feeds = {f.name for f in cfg.privacy.feeds if f.kind is FeedKind.FULL}
         self.publisher = None
         if cfg.mqtt.broker:
@@ -123,10 +120,6 @@ class Camera:
             "clock_synced": clock_synced(),
             "uptime_s": round(time.monotonic() - s.started, 1),
         }
-
-    def _audit_config(self) -> None:
-        digest = hashlib.sha256(self.cfg.model_dump_json().encode()).hexdigest()
-        self.audit.append("camera_started", config_sha256=digest, config_file=str(self.cfg.source_file or "embedded default"))
 
     # -- the loop ------------------------------------------------------------------
 
@@ -218,8 +211,7 @@ class Camera:
             processing_ms=round(self.stats.frame_ms, 2),
         )
         outbound = self.router.route(read)
-        for item in outbound:
-            self.spool.put(item)  # durable before anything else sees it
+        self.spool.put_many(outbound)  # durable, all feeds at once, before anything else sees the read
         self.stats.reads += 1
         if self.publisher is not None:
             self.publisher.notify()
@@ -256,5 +248,5 @@ class Camera:
 
     @property
     def spool_path(self) -> Path:
-        return self.dir / "spool.sqlite"
+        return self.spool.path
 
