@@ -14,6 +14,7 @@ this module holds what every producer and consumer of records must agree on:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -96,8 +97,6 @@ def to_json_line(record: dict[str, Any]) -> str:
 
 def with_inline_images(record: dict[str, Any], images: dict[str, bytes]) -> dict[str, Any]:
     """A signed record with its images inline as base64 under "image_data" (not signed; checked by hash)."""
-    import base64
-
     if not images:
         return record
     return {**record, INLINE_IMAGES_FIELD: {k: base64.b64encode(v).decode("ascii") for k, v in sorted(images.items())}}

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
