@@ -356,6 +356,35 @@ def load_calibration(path: str | Path) -> Calibration:
     return cal
 
 
+def scaled_to(cal: Calibration, size: tuple[int, int]) -> Calibration:
+    """The calibration for frames of `size` (width, height) when it was made at another resolution.
+
+    Every pixel quantity scales: the camera matrix's rows, the ROI and lane polygons, the
+    plate widths, and the homography's pixel side (road metres stay metres). Distortion
+    coefficients act on normalised coordinates and do not change. Without an image_size,
+    or at the same size, `cal` is returned as it is.
+    """
+    if cal.image_size is None or tuple(size) == tuple(cal.image_size):
+        return cal
+    sx, sy = size[0] / cal.image_size[0], size[1] / cal.image_size[1]
+
+    def poly(points: tuple[Point, ...]) -> tuple[Point, ...]:
+        return tuple((x * sx, y * sy) for x, y in points)
+
+    k = None if cal.camera_matrix is None else np.diag([sx, sy, 1.0]) @ cal.camera_matrix
+    h = None if cal.homography is None else cal.homography @ np.diag([1 / sx, 1 / sy, 1.0])
+    widths = None if cal.plate_width_px is None else (cal.plate_width_px[0] * sx, cal.plate_width_px[1] * sx)
+    return replace(
+        cal,
+        image_size=(int(size[0]), int(size[1])),
+        camera_matrix=k,
+        homography=h,
+        roi=poly(cal.roi) if cal.roi else cal.roi,
+        lanes=tuple(Lane(ln.name, poly(ln.polygon)) for ln in cal.lanes),
+        plate_width_px=widths,
+    )
+
+
 def load_or_empty(path: str | Path) -> Calibration:
     """The calibration in `path`, or an empty one when the file does not exist yet."""
     path = Path(path)
@@ -494,4 +523,5 @@ __all__ = [
     "dumps_calibration",
     "merge",
     "provenance",
+    "scaled_to",
 ]

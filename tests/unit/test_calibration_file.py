@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.calibrate.file import Calibration, Lane, dumps_calibration, load_calibration, save_calibration
+from edge.calibrate.file import Calibration, Lane, dumps_calibration, load_calibration, save_calibration, scaled_to
 from edge.cli import main
 from edge.errors import ConfigError
 
@@ -103,6 +103,20 @@ def test_bad_field_is_named(tmp_path, text, key, message):
     assert str(path) in str(err.value)
     line = next(ln for ln in str(err.value).splitlines() if message in ln)
     assert line.strip().startswith(key)
+
+
+def test_scaled_to_another_resolution_keeps_the_geometry():
+    cal = replace(lens_only(), **{k: getattr(scene_only(), k) for k in ("roi", "lanes", "homography")}, plate_width_px=(40.0, 160.0))
+    half = scaled_to(cal, (640, 360))
+    assert half.image_size == (640, 360) and half.plate_width_px == (20.0, 80.0)
+    assert half.camera_matrix[0, 0] == pytest.approx(500.0) and half.camera_matrix[1, 2] == pytest.approx(177.5)
+    assert half.roi[2] == (640.0, 360.0) and half.lanes[1].polygon[0] == (320.0, 150.0)
+    # The same road point, seen at half resolution, maps to the same metres.
+    import cv2
+
+    px = np.array([[[700.0, 500.0]]])
+    np.testing.assert_allclose(cv2.perspectiveTransform(px / 2, half.homography), cv2.perspectiveTransform(px, cal.homography))
+    assert scaled_to(cal, (1280, 720)) is cal
 
 
 def test_missing_and_broken_files(tmp_path):
