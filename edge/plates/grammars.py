@@ -81,14 +81,15 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("gb_prefix", "GB", (((GB_YEAR, 1, 1), (NZ, 1, 1), (D, 0, 2), (GB_LETTERS, 3, 3)),), "A123BCD"),
     PlateFormat("gb_suffix", "GB", (((GB_LETTERS, 3, 3), (NZ, 1, 1), (D, 0, 2), (GB_YEAR, 1, 1)),), "ABC123D"),
     PlateFormat("gb_ni", "GB", (
-        ((minus(L, "IQ"), 1, 1), ("I", 1, 1), (minus(L, "Q"), 1, 1), (NZ, 1, 1), (D, 0, 3)),
-        ((minus(L, "IQ"), 1, 1), (minus(L, "Q"), 1, 1), ("Z", 1, 1), (NZ, 1, 1), (D, 0, 3)),
+        ((minus(L, "Q"), 1, 1), ("I", 1, 1), (minus(L, "Q"), 1, 1), (NZ, 1, 1), (D, 0, 3)),
+        ((minus(L, "Q"), 1, 1), (minus(L, "Q"), 1, 1), ("Z", 1, 1), (NZ, 1, 1), (D, 0, 3)),
         (("I", 1, 1), (minus(L, "Q"), 1, 1), (NZ, 1, 1), (D, 0, 3)),
         ((minus(L, "Q"), 1, 1), ("Z", 1, 1), (NZ, 1, 1), (D, 0, 3)),
     ), "ABZ1234"),
+    # Dateless marks of Great Britain: I and Z were Ireland's (they are Northern Ireland's above).
     PlateFormat("gb_dateless", "GB", (
-        ((NZ, 1, 1), (D, 0, 3), (minus(L, "Q"), 1, 3)),
-        ((minus(L, "Q"), 1, 3), (NZ, 1, 1), (D, 0, 3)),
+        ((NZ, 1, 1), (D, 0, 3), (minus(L, "IQZ"), 1, 3)),
+        ((minus(L, "IQZ"), 1, 3), (NZ, 1, 1), (D, 0, 3)),
     ), "1234AB"),
     # --- Europe ---
     PlateFormat("sk", "SK", (((L, 2, 2), (D, 3, 3), (L, 2, 2)),), "BA123XY"),

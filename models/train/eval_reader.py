@@ -1,0 +1,148 @@
+"""Reader benchmark on real plate crops of the TEST split (never trained on): accuracy and latency.
+
+Crops are the label boxes of the openalpr scene sets (eu, br, us) whose image is in the test
+split, plus the test split of openalpr_us_plate_crops (whole images). Each reader is run behind
+the runtime interface (`edge.read`), grammar decoding included, with the countries a camera in
+that region would be configured for. US labels never use the letter O (O and 0 are both written
+0), so US predictions and labels are compared with O folded to 0.
+
+    python -m models.train.eval_reader --datasets ../shared/datasets \
+        --model models/reader.onnx --model models/reader_int8.onnx --tesseract --json runs/reader_eval.json
+
+Latency: per crop, one thread, one crop per call (preprocessing + model + decoding), median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.config import CameraConfig
+from edge.onnx import load_model
+from edge.plates.decode import best_path
+from edge.read import OnnxReader, TesseractReader
+from models.train.reader_data import exact_crop, real_crops
+
+EUROPE = ("SK", "CZ", "DE", "PL", "NO", "FR", "NL", "ES", "IT", "IE", "BE", "GB")
+COUNTRIES = {  # what a camera in that region would be configured with
+    "openalpr_benchmarks_eu": EUROPE,
+    "openalpr_benchmarks_br": ("BR",),
+    "openalpr_benchmarks_us": ("US",),
+    "openalpr_us_plate_crops": ("US",),
+}
+SHORT = {"openalpr_benchmarks_eu": "eu", "openalpr_benchmarks_br": "br", "openalpr_benchmarks_us": "us",
+         "openalpr_us_plate_crops": "us_crops"}
+
+
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _norm(text: str, dataset: str) -> str:
+    return text.replace("O", "0") if "us" in SHORT[dataset] else text
+
+
+def score(pairs: list[tuple[str, str]]) -> dict[str, float]:
+    """Exact-plate and character accuracy of (prediction, label) pairs."""
+    exact = sum(p == t for p, t in pairs)
+    chars = sum(len(t) for _, t in pairs)
+    errors = sum(min(len(t), edit_distance(p, t)) for p, t in pairs)
+    return {"n": len(pairs), "exact": exact / max(len(pairs), 1), "char_acc": 1 - errors / max(chars, 1)}
+
+
+def evaluate(name: str, make_reader, crops, with_raw: bool = False) -> dict:
+    """Accuracy per dataset (and all together) and median latency for one backend."""
+    by_set: dict[str, list[tuple[str, str]]] = {}
+    raw_by_set: dict[str, list[tuple[str, str]]] = {}
+    times: list[float] = []
+    readers = {ds: make_reader(COUNTRIES[ds]) for ds in COUNTRIES}
+    for c in crops:
+        reader = readers[c.dataset]
+        img = exact_crop(c)
+        t0 = time.perf_counter()
+        reading = reader.read([img])[0]
+        times.append((time.perf_counter() - t0) * 1000)
+        pred = reading.text if reading else ""
+        by_set.setdefault(c.dataset, []).append((_norm(pred, c.dataset), _norm(c.text, c.dataset)))
+        if with_raw:  # the model's best path alone, no grammar: what the decoding adds
+            raw = best_path(reader.frame_probabilities([img])[0]).text
+            raw_by_set.setdefault(c.dataset, []).append((_norm(raw, c.dataset), _norm(c.text, c.dataset)))
+    out = {"backend": name, "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
+           "sets": {SHORT[k]: score(v) for k, v in by_set.items()}}
+    out["sets"]["all"] = score([p for v in by_set.values() for p in v])
+    if with_raw:
+        out["no_grammar"] = {SHORT[k]: score(v) for k, v in raw_by_set.items()}
+    return out
+
+
+def model_latency(path: Path, runs: int = 300) -> float:
+    """Model alone, one thread, batch of one: median ms."""
+    m = load_model(path, threads=1)
+    shape = m.sidecar.get("input", {}).get("shape", [1, 32, 128])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, *shape)).astype(np.float32)
+    for _ in range(30):
+        m.run(x)
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        m.run(x)
+        ts.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(ts))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
+    ap.add_argument("--model", type=Path, action="append", default=[], help="ONNX reader(s) to measure")
+    ap.add_argument("--tesseract", action="store_true", help="also measure the tesseract backend")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--errors", action="store_true", help="print every misread (label -> reading)")
+    args = ap.parse_args()
+
+    crops = real_crops(args.datasets, "test")
+    counts = {SHORT[k]: sum(c.dataset == k for c in crops) for k in COUNTRIES}
+    print(f"test crops: {counts}")
+    results = []
+    for path in args.model:
+        model = load_model(path, threads=1)
+
+        def make(countries, model=model):
+            return OnnxReader(model, countries)
+
+        r = evaluate(path.name, make, crops, with_raw=True)
+        r["model_ms"] = model_latency(path)
+        r["size_mb"] = path.stat().st_size / 1e6
+        results.append(r)
+        if args.errors:
+            rd = {ds: make(COUNTRIES[ds]) for ds in COUNTRIES}
+            for c in crops:
+                reading = rd[c.dataset].read([exact_crop(c)])[0]
+                pred = reading.text if reading else ""
+                if _norm(pred, c.dataset) != _norm(c.text, c.dataset):
+                    print(f"  {path.name} {SHORT[c.dataset]} {c.name}: {c.text} -> {pred}")
+    if args.tesseract:
+        results.append(evaluate("tesseract", lambda countries: TesseractReader(countries), crops))
+    for r in results:
+        sets = "  ".join(f"{k} {v['exact']:.3f}/{v['char_acc']:.3f} (n={v['n']})" for k, v in r["sets"].items())
+        extra = f"  model {r['model_ms']:.2f} ms" if "model_ms" in r else ""
+        print(f"{r['backend']:20} exact/char: {sets}  median {r['median_ms']:.2f} ms/crop{extra}")
+        if "no_grammar" in r:
+            ng = "  ".join(f"{k} {v['exact']:.3f}" for k, v in r["no_grammar"].items())
+            print(f"{'':20} without grammar, exact: {ng}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"test_crops": counts, "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
