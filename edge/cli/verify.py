@@ -2,7 +2,8 @@
 
 Input is JSON lines, one published read per line (what `edge run` prints, or what a
 receiver stored). Images are checked when they are at hand: inline in the read
-(`image_data`, base64) or as files `<read_id>.<kind>.jpg` in `--images DIR`.
+(`image_data`, base64) or as files in `--images DIR`: `<read_id>/<kind>.jpg` (the
+layout `edge receive` writes under its images/ folder) or `<read_id>.<kind>.jpg`.
 Exit 0 only when every read verifies.
 """
 
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", metavar="FILE", help="JSON-lines file of reads, or - for standard input")
     p.add_argument("--keys", metavar="DIR", type=Path, help="folder of trusted public keys (*.pub)")
-    p.add_argument("--images", metavar="DIR", type=Path, help="folder of images named <read_id>.<kind>.jpg")
+    p.add_argument("--images", metavar="DIR", type=Path, help="folder of images: <read_id>/<kind>.jpg (as edge receive stores them) or <read_id>.<kind>.jpg")
     p.add_argument("--require-images", action="store_true", help="fail a read whose listed images are not all at hand")
     p.add_argument("--failures-only", action="store_true", help="print only failures and the summary")
     p.set_defaults(func=run)
@@ -57,10 +58,12 @@ def _images_for(record: dict[str, Any], folder: Path | None, problems: list[str]
         except (binascii.Error, ValueError):
             problems.append(f"{INLINE_IMAGES_FIELD}.{kind} is not valid base64")
     if folder is not None:
+        rid = str(record.get("read_id"))
         for kind in record.get("images") or {}:
-            path = folder / f"{record.get('read_id')}.{kind}.jpg"
-            if kind not in images and path.is_file():
-                images[kind] = path.read_bytes()
+            # `edge receive` stores DIR/<read_id>/<kind>.jpg; a flat folder of <read_id>.<kind>.jpg works too.
+            for path in (folder / rid / f"{kind}.jpg", folder / f"{rid}.{kind}.jpg"):
+                if kind not in images and path.is_file():
+                    images[kind] = path.read_bytes()
     return images
 
 

@@ -148,6 +148,12 @@ def test_verify_cli_with_trusted_keys_and_image_folder(read, signer, tmp_path, c
     assert main(["verify", str(reads), "--keys", str(keys), "--images", str(images), "--require-images"]) == 1
     assert "images listed but not supplied: overview" in capsys.readouterr().out
 
+    # The layout `edge receive` writes: <read_id>/<kind>.jpg
+    (images / record["read_id"]).mkdir()
+    (images / record["read_id"] / "overview.jpg").write_bytes(read.images["overview"][:-1] + b"\x00")
+    assert main(["verify", str(reads), "--keys", str(keys), "--images", str(images)]) == 1
+    assert "image 'overview': SHA-256" in capsys.readouterr().out
+
     stranger = Signer.generate("cam-1")
     _write_lines(reads, [stranger.sign(read.record)])
     assert main(["verify", str(reads), "--keys", str(keys)]) == 1
