@@ -16,9 +16,10 @@ Delivery rules (why no read is lost or sent twice without need):
   does not re-send those from the spool; after a restart (kill -9) nothing is in flight and
   everything in the spool is sent again. The back office drops the rare duplicate by
   `read_id`.
-- The first connection of a process starts a clean MQTT 5 session, later reconnects resume
-  it: a stale session from a killed process could otherwise hold QoS 2 packet ids that a
-  new process reuses, and the broker would drop those messages as duplicates.
+- The first connection of a process starts a clean session (MQTT 5 clean start; with 3.1.1
+  a short clean connection first), later reconnects resume it: a stale session from a
+  killed process could otherwise hold QoS 2 packet ids that a new process reuses, and the
+  broker would drop those messages as duplicates.
 
 Backlog and live reads: at each (re)connection the reads already in the spool are the
 backlog and drain oldest first at `drain_rate_per_s`; reads spooled after that are live
@@ -305,6 +306,8 @@ class Publisher:
             self._wake.clear()
             return
         try:
+            if not self.v5 and self._stats.connects == 0:
+                self._purge_stale_session()
             client = self._ensure_client()
             if self.cfg.username:
                 client.username_pw_set(self.cfg.username, read_password(self.cfg.password_file))
@@ -320,6 +323,26 @@ class Publisher:
             self._failed_attempt(describe_connect_error(err, self.broker, self.cfg.ca_file))
             return
         self._connack_deadline = time.monotonic() + CONNACK_TIMEOUT_S
+
+    def _purge_stale_session(self) -> None:
+        """MQTT 3.1.1 has no "clean start on the first connection only": end any old session with a clean connect.
+
+        A session left by a killed process may hold QoS 2 packet ids awaiting PUBREL; this
+        process numbers its messages from 1 again and the broker would drop those as duplicates.
+        """
+        done = threading.Event()
+        purge = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311, clean_session=True)
+        if self.broker.tls:
+            purge.tls_set_context(tls_context(self.cfg.ca_file, self.cfg.cert_file, self.cfg.key_file))
+        if self.cfg.username:
+            purge.username_pw_set(self.cfg.username, read_password(self.cfg.password_file))
+        purge.on_connect = lambda *args: done.set()
+        purge.connect(self.broker.host, self.broker.port, self.cfg.keepalive_s)
+        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        while not done.is_set() and time.monotonic() < deadline:
+            if purge.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                break
+        purge.disconnect()
 
     def _ensure_client(self) -> mqtt.Client:
         if self._client is not None:

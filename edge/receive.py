@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 DB_FILE = "reads.sqlite"
 DEFAULT_TOPIC = "anpr/+/reads/#"  # the full feed's records and their images, every camera
 SESSION_EXPIRY_S = 24 * 3600
+BATCH_MAX = 200  # messages stored per transaction at most
 # Topic levels that become file names: no path separators, no dot-dot.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
@@ -102,6 +103,38 @@ def _load_verifier() -> Callable[..., list[str]] | None:
     return verify_record
 
 
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux syncfs(2): flush one filesystem. Python has no wrapper for it."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _syncfs()
+
+
+def _sync_files(folder: Path, paths: list[Path]) -> None:
+    """Make files (and their directory entries) durable: one syncfs for a batch, else fsync each."""
+    if len(paths) > 1 and _SYNCFS is not None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class ReadStore:
     """reads.sqlite and the image files of one receiver folder."""
 
@@ -120,6 +153,7 @@ class ReadStore:
         except (OSError, sqlite3.Error) as err:
             raise ReceiverError(f"receiver folder {self.out}: cannot open {DB_FILE}: {err}") from None
         self._in_tx = False
+        self._unsynced: list[Path] = []
 
     def begin(self) -> None:
         if not self._in_tx:
@@ -127,6 +161,10 @@ class ReadStore:
             self._in_tx = True
 
     def commit(self) -> None:
+        """Image files of this batch to stable storage, then the transaction: only then may the broker be acknowledged."""
+        if self._unsynced:
+            _sync_files(self.out, self._unsynced)
+            self._unsynced = []
         if self._in_tx:
             self.db.execute("COMMIT")
             self._in_tx = False
@@ -205,9 +243,8 @@ class ReadStore:
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the broker is told we have it
         os.replace(tmp, path)
+        self._unsynced.append(path)  # made durable by commit(), before the broker is told we have it
         self.db.execute(
             "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?)",
             (read_id, kind, str(rel), len(data), hashlib.sha256(data).hexdigest(), _now_iso()),
@@ -326,6 +363,14 @@ class Receiver:
         """Run the network loop until the connection ends (or is refused)."""
         while not self._stop.is_set():
             rc = self._client.loop(timeout=0.05)
+            # While messages keep coming, read more before committing: one fsync per batch, not per message.
+            for _ in range(BATCH_MAX):
+                if rc != mqtt.MQTT_ERR_SUCCESS or not self._to_ack:
+                    break
+                before = len(self._to_ack)
+                rc = self._client.loop(timeout=0)
+                if len(self._to_ack) == before:
+                    break
             self._settle()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 if self.connected.is_set():

@@ -113,10 +113,9 @@ class Pki:
         return self.folder / f"{user}.password"
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+def make_pki(folder: Path) -> Pki:
+    """A test CA, the broker's certificate and key, a rogue CA, passwords and the ACL, in `folder`."""
     _, passwd = _mosquitto()
-    folder = tmp_path_factory.mktemp("pki")
     ca_key, ca_cert = _make_ca(folder, "test-ca")
     _make_ca(folder, "rogue-ca")
     _make_server_cert(folder, ca_key, ca_cert)
@@ -130,6 +129,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     # The back office reads everything; a camera writes only under <prefix>/<its user name>/.
     acl.write_text(f"user {BACKOFFICE}\ntopic read #\n\npattern readwrite +/%u/#\n")
     return Pki(folder, folder / "test-ca.pem", folder / "rogue-ca.pem", folder / "server.pem", folder / "server.key", passwords, acl)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 # ---- the broker ---------------------------------------------------------------------------
