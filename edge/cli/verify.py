@@ -106,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         unchecked += bool(missing)
         if not args.failures_only:
-            extra = f"; images not at hand, not checked: {', '.join(missing)}" if missing else ""
+            checked = sorted(set(record.get("images") or {}) - set(missing))
+            extra = f"; images match: {', '.join(checked)}" if checked else ""
+            extra += f"; images not at hand, not checked: {', '.join(missing)}" if missing else ""
             key = record.get("signature", {}).get("key_id", "?")
             print(f"{where}: ok (signed by {key}{'' if trusted is None else ', trusted'}{extra})")
     if total == 0:
