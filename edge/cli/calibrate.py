@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edge.calibrate.file import Calibration, Lane, load_or_empty, provenance, save_calibration
-from edge.errors import ConfigError, EdgeError
+from edge.errors import ConfigError, EdgeError, ModelError
 
 log = logging.getLogger("edge.calibrate")
 
@@ -254,7 +254,10 @@ def _widths_from_detector(folders: list[Path], config: Path | None) -> tuple[lis
     from edge.labels import list_images
 
     cfg = load_camera_config(config)
-    detector = load_detector(cfg, None)
+    try:
+        detector = load_detector(cfg, None)
+    except ModelError as err:
+        raise ModelError(f"{err} (or take the widths from labels.csv with --source labels)") from None
     out, size = [], None
     for folder in folders:
         if not folder.is_dir():

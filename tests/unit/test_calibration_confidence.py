@@ -134,3 +134,25 @@ def test_confidence_command_fits_on_train_and_reports_on_test(tmp_path, monkeypa
     assert summary["ece_calibrated"] < summary["ece_raw"]
     cal = load_calibration(out)
     assert cal.confidence_knots is not None and "held-back ECE" in cal.made_by["confidence"]
+
+
+def test_plate_size_command_from_labelled_boxes(tmp_path, capsys):
+    import json
+
+    import cv2
+
+    from edge.calibrate.file import load_calibration
+    from edge.cli import main
+
+    rows = ["image,plate,x,y,w,h"]
+    for i, w in enumerate(range(60, 140, 8)):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.zeros((360, 640, 3), np.uint8))
+        rows.append(f"f{i}.png,AB12CDE,10,10,{w},{w // 5}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "cam.toml"
+    assert main(["calibrate", "plate-size", "--frames", str(tmp_path), "--source", "labels", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["plates"] == 10 and summary["observed_px"][0] == 60 and summary["observed_px"][2] == 132
+    cal = load_calibration(out)
+    assert cal.image_size == (640, 360) and cal.plate_width_px[0] < 60 and cal.plate_width_px[1] > 132
+    assert "--source labels" in cal.made_by["plate_size"]
