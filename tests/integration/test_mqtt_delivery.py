@@ -132,3 +132,49 @@ def test_spool_at_its_cap_drops_imagery_keeps_every_read_and_raises_the_alarm(br
     with_images = [rid for (rid,) in rec.store.db.execute("SELECT DISTINCT read_id FROM images ORDER BY read_id")]
     assert with_images == [r.read_id for r in reads[20:]]  # the newest kept their pictures
     assert stored_ids(rec) == [r.read_id for r in reads]
+
+
+def test_reads_from_an_untrusted_key_are_kept_but_flagged(broker, pki, tmp_path: Path) -> None:
+    trusted, stranger = Signer.generate("cam6"), Signer.generate("cam6")
+    rows: list[dict] = []
+    rec = start_receiver(broker, pki, tmp_path / "bo", "keys", rows, trusted_keys={trusted.key_id: trusted.public_raw})
+    spool = Spool(tmp_path / "spool", 10**8)
+    spool.put(make_read(trusted, "cam6", 0))
+    spool.put(make_read(stranger, "cam6", 1))
+    pub = make_publisher(mqtt_cfg(broker, pki, "cam6", "keys"), "cam6", spool)
+    pub.start()
+    try:
+        assert pub.flush(30)
+        wait_for(lambda: len(rows) == 2, 10, "both reads")
+    finally:
+        pub.stop()
+        rec.stop()
+    verdict = {row["read_id"]: row["received"] for row in rows}
+    assert verdict["cam6-000000"]["verified"] == 1
+    assert verdict["cam6-000001"]["verified"] == 0
+    assert any("not among the trusted keys" in p for p in verdict["cam6-000001"]["problems"])
+
+
+def test_backlog_drains_oldest_first_at_its_rate_while_live_reads_go_at_once(broker, pki, tmp_path: Path) -> None:
+    signer = Signer.generate("cam7")
+    rows: list[dict] = []
+    rec = start_receiver(broker, pki, tmp_path / "bo", "drain", rows)
+    spool = Spool(tmp_path / "spool", 10**8)
+    for i in range(40):  # spooled during an outage
+        spool.put(make_read(signer, "cam7", i))
+    pub = make_publisher(mqtt_cfg(broker, pki, "cam7", "drain", drain_rate_per_s=20), "cam7", spool)
+    pub.start()
+    try:
+        wait_for(lambda: len(rows) >= 3, 10, "the backlog to start draining")
+        live = make_read(signer, "cam7", 1000)
+        spool.put(live)
+        pub.notify()
+        assert pub.flush(30)
+        wait_for(lambda: len(rows) == 41, 10, "every read")
+    finally:
+        pub.stop()
+        rec.stop()
+    order = [row["read_id"] for row in rows]
+    backlog = [rid for rid in order if rid != live.read_id]
+    assert backlog == sorted(backlog)  # oldest first
+    assert order.index(live.read_id) < 30  # overtook most of the paced backlog
