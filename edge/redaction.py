@@ -98,9 +98,9 @@ def _dense_codes(ii: np.ndarray, sums: dict, ny: int, nx: int, step: int, rect: 
         for r in range(3)
         for c in range(3)
     ]
-    code = np.zeros((ny, nx), dtype=np.intp)
+    code = np.zeros((ny, nx), dtype=np.uint8)
     for bit, i in zip(range(7, -1, -1), _NEIGHBOURS):
-        code |= (blocks[i] >= blocks[4]).astype(np.intp) << bit
+        code |= (blocks[i] >= blocks[4]).view(np.uint8) << np.uint8(bit)  # bool viewed as 0/1 bytes: no copy
     return code
 
 
