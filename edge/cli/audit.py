@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("file", nargs="?", metavar="FILE", type=Path, help="audit log (default: from --config)")
         q.add_argument("--config", metavar="FILE", help="camera TOML file naming the log")
     s.add_argument("--last", type=int, metavar="N", help="only the last N entries")
+    v.add_argument("--anchor", metavar="HASH", action="append", default=[],
+                   help="a head hash recorded off the unit earlier (e.g. from a heartbeat); the log must still hold it. "
+                   "Catches a log rewritten from scratch, which the chain alone cannot. Repeatable")
     v.set_defaults(func=run_verify)
     s.set_defaults(func=run_show)
 
@@ -38,6 +41,9 @@ def run_verify(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ConfigError(f"{path}: audit log not found")
     problems = verify_audit_log(path)
+    if args.anchor:
+        hashes = {json.loads(line).get("hash") for line in path.read_bytes().split(b"\n") if line.strip() and _is_json(line)}
+        problems += [f"anchored entry {a} is not in the log (the log was rewritten or cut back)" for a in args.anchor if a not in hashes]
     if problems:
         print(f"{path}: TAMPERED or damaged:")
         for p in problems:
@@ -47,6 +53,13 @@ def run_verify(args: argparse.Namespace) -> int:
     last = json.loads(path.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]) if lines else {}
     print(f"{path}: intact, {lines} entries; head hash {last.get('hash', '-')} (compare with the copy held off the unit)")
     return 0
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -105,3 +105,14 @@ def test_audit_verify_cli(tmp_path, capsys):
     assert main(["audit", "verify", str(path)]) == 1
     out = capsys.readouterr().out
     assert "TAMPERED" in out and "audit.log:4" in out
+
+
+def test_a_log_rewritten_from_scratch_is_caught_by_an_anchor(tmp_path, capsys):
+    path = _log(tmp_path, 3)
+    anchor = AuditLog(path).head()[1]
+    path.unlink()
+    _log(tmp_path, 4)  # a consistent chain, but not the one the back office saw
+    assert verify_audit_log(path) == []
+    assert main(["audit", "verify", str(path), "--anchor", anchor]) == 1
+    assert f"anchored entry {anchor} is not in the log" in capsys.readouterr().out
+    assert main(["audit", "verify", str(path), "--anchor", AuditLog(path).head()[1]]) == 0
