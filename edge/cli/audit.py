@@ -30,16 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _path(args: argparse.Namespace) -> Path:
     if args.file:
-        return args.file
-    if args.config:
-        return audit_log_path(load_camera_config(args.config))
-    raise ConfigError("give the audit log FILE or --config FILE")
+        path = args.file
+    elif args.config:
+        path = audit_log_path(load_camera_config(args.config))
+    else:
+        raise ConfigError("give the audit log FILE or --config FILE")
+    if not path.is_file():
+        raise ConfigError(f"{path}: audit log not found (or not a file)")
+    return path
 
 
 def run_verify(args: argparse.Namespace) -> int:
     path = _path(args)
-    if not path.is_file():
-        raise ConfigError(f"{path}: audit log not found")
     problems = verify_audit_log(path)
     if args.anchor:
         hashes = {json.loads(line).get("hash") for line in path.read_bytes().split(b"\n") if line.strip() and _is_json(line)}
