@@ -27,14 +27,16 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import cv2
 import numpy as np
 
-from edge.config import CameraConfig
 from edge.onnx import OnnxModel, load_model
 from edge.types import Box, Corners, Detection
+
+if TYPE_CHECKING:  # the training machines have no pydantic; only load_detector needs the config
+    from edge.config import CameraConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,25 @@ def letterbox(image: np.ndarray, input_hw: tuple[int, int], pad: int = DEFAULT_P
     h, w = image.shape[:2]
     scale = min(input_hw[0] / h, input_hw[1] / w)
     nw, nh = min(input_hw[1], max(1, round(w * scale))), min(input_hw[0], max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     canvas = np.full((input_hw[0], input_hw[1], 3), pad, np.uint8)
-    canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=interp)
+    canvas[:nh, :nw] = resize(image, nw, nh)
     return canvas, scale
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Shrink without aliasing, fast: exact 2x box filters (OpenCV's fast INTER_AREA path), then bilinear.
+
+    General INTER_AREA costs 5-10 ms for 1080p -> 640 on one core; halving first then a bilinear
+    step of less than 2x costs about 1.5 ms and keeps thin plate strokes from aliasing.
+    Training (models/train/detector_data.py) resizes with this same function.
+    """
+    h, w = image.shape[:2]
+    while w >= 2 * width and h >= 2 * height:
+        w, h = w // 2, h // 2
+        image = cv2.resize(image[: h * 2, : w * 2], (w, h), interpolation=cv2.INTER_AREA)
+    if (w, h) == (width, height):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def unletterbox(points: np.ndarray, scale: float, window: Window) -> np.ndarray:

@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.detect import resize
 from edge.labels import load_labelled_folder, split_of
 from models.train import scenes
 
@@ -115,8 +116,7 @@ def place(image: np.ndarray, scale: float, dx: int, dy: int, dst_hw: tuple[int, 
     """Resize `image` by `scale` and paste it at (dx, dy) on a grey canvas of dst_hw."""
     h, w = image.shape[:2]
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(image, (nw, nh), interpolation=interp)
+    small = resize(image, nw, nh)  # the runtime's resize, so training sees the same resampling
     canvas = np.full((dst_hw[0], dst_hw[1], 3), PAD_VALUE, np.uint8)
     x0, y0 = max(0, dx), max(0, dy)
     x1, y1 = min(dst_hw[1], dx + nw), min(dst_hw[0], dy + nh)
@@ -246,7 +246,7 @@ class DetectorDataset:
             img, targets = real_sample(rng, real)
             if rng.random() < 0.4:  # more plates and distractors on the real photo
                 keep = [t.box for t in targets]
-                scene = scenes.compose_scene(rng, self.plate_source, background=img, keep_out=keep, max_plates=2, distractors=0)
+                scene = scenes.compose_scene(rng, self.plate_source, background=img, keep_out=keep, max_plates=2, distractors=int(rng.integers(0, 5)))
                 return scene.image, targets + [Target(p.box, p.corners) for p in scene.plates]
             return scenes.photometric(rng, img) if rng.random() < 0.5 else img, targets
         scene = scenes.compose_scene(rng, self.plate_source)

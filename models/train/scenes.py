@@ -142,14 +142,28 @@ def _put_text(img: np.ndarray, text: str, x: int, y: int, height: float, colour:
     cv2.putText(img, text, (x, y), font, max(0.2, height / 22), colour, max(1, thick), cv2.LINE_AA)
 
 
-def add_distractors(rng: np.random.Generator, img: np.ndarray, count: int) -> None:
-    """Things that look a little like plates and must not be detected."""
+_EMBLEMS = ("TDI", "GTI", "SK", "CZ", "D", "405", "SPORT", "4x4", "HYBRID", "A4", "V6", "RS", "ECO", "GB", "TAXI")
+
+
+def _timestamp(rng: np.random.Generator) -> str:
+    return f"20{rng.integers(10, 30)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d} {rng.integers(0, 24):02d}:{rng.integers(0, 60):02d}:{rng.integers(0, 60):02d}"
+
+
+def _overlaps(box: tuple[int, int, int, int], keep_out: Sequence[tuple[float, float, float, float]]) -> bool:
+    x, y, w, h = box
+    return any(x < kx + kw + 2 and kx < x + w + 2 and y < ky + kh + 2 and ky < y + h + 2 for kx, ky, kw, kh in keep_out)
+
+
+def add_distractors(rng: np.random.Generator, img: np.ndarray, count: int, keep_out: Sequence[tuple[float, float, float, float]] = ()) -> None:
+    """Things that look a little like plates and must not be detected (seen as false positives on real photos)."""
     h, w = img.shape[:2]
     for _ in range(count):
-        kind = rng.integers(6)
+        kind = int(rng.integers(11))
         bw = int(rng.uniform(15, w / 2.5))
         bh = int(bw * rng.uniform(0.15, 1.0))
         x, y = int(rng.uniform(-bw / 4, w - bw * 0.75)), int(rng.uniform(-bh / 4, h - bh * 0.75))
+        if _overlaps((x, y, bw, bh), keep_out):
+            continue
         fg = tuple(int(v) for v in rng.uniform(0, 255, 3))
         bg = tuple(int(v) for v in rng.uniform(0, 255, 3))
         words = str(rng.choice(_WORDS))
@@ -172,6 +186,33 @@ def add_distractors(rng: np.random.Generator, img: np.ndarray, count: int) -> No
         elif kind == 4:  # text strip: shop fronts, stickers, dealer frames
             cv2.rectangle(img, (x, y), (x + bw, y + bh // 3 + 2), bg, -1)
             _put_text(img, words, x + 2, y + bh // 3 - 1, bh / 3.5, fg, 1)
+        elif kind == 5:  # CCTV date/time overlay: light digits with a dark outline, no plate behind them
+            th = float(rng.uniform(6, 22))
+            text = _timestamp(rng) if rng.random() < 0.7 else f"CAM {rng.integers(1, 20)}"
+            lines = [text] if rng.random() < 0.5 else text.split(" ", 1)
+            shade = int(rng.uniform(170, 255))
+            for i, line in enumerate(lines):
+                yy = int(y + th * 1.4 * (i + 1))
+                if _overlaps((x, yy - int(th), int(th * 0.9 * len(line)), int(th * 1.3)), keep_out):
+                    break
+                _put_text(img, line, x, yy, th, (0, 0, 0), max(2, int(th / 5)))
+                _put_text(img, line, x, yy, th, (shade,) * 3, max(1, int(th / 10)))
+        elif kind == 6:  # badge or emblem: chrome oval, short model name
+            ew, eh = max(6, bw // 3), max(4, bw // 7)
+            cv2.ellipse(img, (x + ew, y + eh), (ew, eh), 0, 0, 360, (200, 200, 200) if rng.random() < 0.5 else bg, -1)
+            cv2.ellipse(img, (x + ew, y + eh), (ew, eh), 0, 0, 360, (90, 90, 90), max(1, eh // 6))
+            _put_text(img, str(rng.choice(_EMBLEMS)), x + ew // 3, y + int(eh * 1.5), eh * 1.1, fg, max(1, eh // 5))
+        elif kind == 7:  # chrome lettering on a body panel (TDI, SPORT, 405)
+            _put_text(img, str(rng.choice(_EMBLEMS)), x, y + bh // 3, bh / 3, (int(rng.uniform(150, 240)),) * 3, max(1, bh // 15))
+        elif kind == 8:  # rear lamp: red or amber block with a row of bright LEDs
+            lw, lh = bw // 2 + 4, max(3, bw // 8)
+            cv2.rectangle(img, (x, y), (x + lw, y + lh), (20, 20, int(rng.uniform(150, 255))), -1)
+            for i in range(int(rng.integers(3, 10))):
+                cv2.circle(img, (x + (i + 1) * lw // 11, y + lh // 2), max(1, lh // 4), (180, 200, 255), -1)
+        elif kind == 9:  # railings, fences, barcodes: repeated vertical bars
+            step = int(rng.integers(2, 9))
+            for xx in range(x, x + bw, step):
+                cv2.line(img, (xx, y), (xx, y + bh // 2), fg, max(1, step // 3))
         else:  # headlights, wheels
             cv2.ellipse(img, (x, y), (max(2, bw // 4), max(2, bh // 4)), 0, 0, 360, fg, -1)
 
@@ -306,7 +347,7 @@ def compose_scene(
     h, w = size
     source = plate_source or make_plate_source()
     img = background.copy() if background is not None else random_background(rng, h, w)
-    add_distractors(rng, img, int(rng.integers(2, 9)) if distractors is None else distractors)
+    add_distractors(rng, img, int(rng.integers(2, 9)) if distractors is None else distractors, keep_out)
     taken = list(keep_out)
     plates: list[PlacedPlate] = []
     n = int(rng.choice(np.arange(max_plates + 1), p=_count_probs(max_plates)))

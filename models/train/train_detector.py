@@ -166,7 +166,10 @@ def train(args: argparse.Namespace) -> Path:
         persistent_workers=False,
         prefetch_factor=4 if args.workers else None,
     )
-    net = PlateNet().to(device).to(memory_format=torch.channels_last)
+    net = PlateNet()
+    if args.init:  # fine-tune from an earlier run (the schedule restarts)
+        net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+    net = net.to(device).to(memory_format=torch.channels_last)
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0}], lr=args.lr)
@@ -184,7 +187,7 @@ def train(args: argparse.Namespace) -> Path:
             progress = max(progress, (time.time() - t0) / (deadline - t0))
         if progress >= 1.0:
             break
-        warm = min(1.0, (step + 1) / 300)
+        warm = min(1.0, (step + 1) / args.warmup)
         lr = args.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -206,7 +209,7 @@ def train(args: argparse.Namespace) -> Path:
             log.append(row)
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     ckpt = out / "detector.pt"
-    meta = {"steps": step, "batch": args.batch, "seed": args.seed, "minutes": round((time.time() - t0) / 60, 2), "version": VERSION}
+    meta = {"init": str(args.init) if args.init else None, "steps": step, "batch": args.batch, "seed": args.seed, "minutes": round((time.time() - t0) / 60, 2), "version": VERSION}
     torch.save({"model": net.state_dict(), "meta": meta}, ckpt)
     (out / "train_log.json").write_text(json.dumps({"meta": meta, "log": log}, indent=1))
     print(f"saved {ckpt} after {step} steps ({meta['minutes']} min)", flush=True)
@@ -306,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     parser.add_argument("--real-fraction", type=float, default=0.35, help="share of samples drawn from real train photos")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, help="start from this checkpoint instead of random weights (fine-tuning)")
+    parser.add_argument("--warmup", type=int, default=300, help="linear learning-rate warm-up steps")
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--onnx", type=Path, default=Path("models/detector.onnx"), help="exported fp32 model (default: %(default)s)")
     parser.add_argument("--int8", type=Path, default=Path("models/detector_int8.onnx"), help="quantised model (default: %(default)s)")

@@ -1,0 +1,221 @@
+"""Measure the plate detector on the TEST split of the real labelled scenes.
+
+    python -m models.train.eval_detector --datasets ../shared/datasets --json runs/detector/eval.json
+    python -m models.train.eval_detector --model models/detector_int8.onnx --latency-frames 50
+    python -m models.train.eval_detector --reader onnx          # also end-to-end exact-plate accuracy
+
+Per dataset: recall at IoU >= 0.5, false positives per image (raw: every unmatched
+detection) and the same counting only detections that overlap no plate-sized
+region a person marked as a plate... which we cannot know: the openalpr scenes
+label ONE plate per image, so an unmatched detection there is often a real,
+unlabelled plate. `--fp-sheet DIR` writes each unmatched detection as a crop on a
+contact sheet per dataset so a person can count the true false positives.
+
+Latency: full 1920x1080 frames (test photos resized to 1080p), `detect()` end to end
+(letterbox resize, inference on one onnxruntime thread, decoding, NMS), median and p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.detect import OnnxPlateDetector
+from edge.labels import LabelledImage, load_labelled_folder
+from edge.onnx import load_model
+from edge.types import Box
+
+TEST_FOLDERS = (
+    "openalpr_benchmarks_eu",
+    "openalpr_benchmarks_us",
+    "openalpr_benchmarks_br",
+    "romanian_lp_detection_subset",
+    "romanian_lp_detection_extra",
+)
+
+
+@dataclass
+class Tally:
+    images: int = 0
+    plates: int = 0
+    found: int = 0
+    false_pos: int = 0
+    read_total: int = 0
+    read_exact: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def row(self) -> dict:
+        return {
+            "images": self.images,
+            "plates": self.plates,
+            "recall": round(self.found / self.plates, 4) if self.plates else None,
+            "fp_per_image": round(self.false_pos / self.images, 3) if self.images else None,
+            "false_pos": self.false_pos,
+            "read_exact": round(self.read_exact / self.read_total, 4) if self.read_total else None,
+            "read_total": self.read_total,
+            "missed": self.misses,
+        }
+
+
+def match(gt: list[Box], found: list[Box], iou: float = 0.5) -> tuple[set[int], set[int]]:
+    """Greedy one-to-one matching by IoU: (matched ground-truth indices, matched detection indices)."""
+    pairs = sorted(((g.iou(d), i, j) for i, g in enumerate(gt) for j, d in enumerate(found)), reverse=True)
+    used_g: set[int] = set()
+    used_d: set[int] = set()
+    for v, i, j in pairs:
+        if v < iou:
+            break
+        if i not in used_g and j not in used_d:
+            used_g.add(i)
+            used_d.add(j)
+    return used_g, used_d
+
+
+def _same_plate(truth: str, text: str, folder: str) -> bool:
+    if "_us" in folder or "_br" in folder:  # US labels never use O: O and 0 are both written 0
+        truth, text = truth.replace("O", "0"), text.replace("O", "0")
+    return truth == text
+
+
+def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ...], reader=None, fp_sheet: Path | None = None) -> dict:
+    results = {}
+    total = Tally()
+    for folder in folders:
+        if not (datasets / folder).is_dir():
+            continue
+        tally = Tally()
+        fp_crops: list[np.ndarray] = []
+        for item in load_labelled_folder(datasets / folder):
+            if item.split != "test":
+                continue
+            image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+            if image is None:
+                continue
+            dets = detector.detect(image)
+            gt = [p.box for p in item.plates if p.box is not None]
+            matched_g, matched_d = match(gt, [d.box for d in dets])
+            tally.images += 1
+            tally.plates += len(gt)
+            tally.found += len(matched_g)
+            tally.false_pos += len(dets) - len(matched_d)
+            tally.misses += [f"{item.path.name}:{[round(v) for v in (b.x, b.y, b.w, b.h)]}" for i, b in enumerate(gt) if i not in matched_g]
+            if fp_sheet is not None:
+                for j, d in enumerate(dets):
+                    if j not in matched_d:
+                        fp_crops.append(_crop(image, d.box, f"{d.score:.2f}"))
+            if reader is not None:
+                _read_tally(tally, reader, image, item, dets, folder)
+        if fp_sheet is not None and fp_crops:
+            fp_sheet.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(fp_sheet / f"{folder}_fp.jpg"), _sheet(fp_crops))
+        results[folder] = tally.row()
+        for k in ("images", "plates", "found", "false_pos", "read_total", "read_exact"):
+            setattr(total, k, getattr(total, k) + getattr(tally, k))
+    results["all"] = {k: v for k, v in total.row().items() if k != "missed"}
+    return results
+
+
+def _read_tally(tally: Tally, reader, image: np.ndarray, item: LabelledImage, dets, folder: str) -> None:
+    """End to end: a labelled plate counts as read when some detection's reading equals its text."""
+    from edge.read import crop_plate
+
+    texts = [p.plate for p in item.plates if p.plate]
+    if not texts:
+        return
+    crops = [crop_plate(image, d) for d in dets]
+    readings = reader.read(crops) if crops else []
+    got = [r.text for r in readings if r is not None]
+    for t in texts:
+        tally.read_total += 1
+        tally.read_exact += any(_same_plate(t, g, folder) for g in got)
+
+
+def _crop(image: np.ndarray, box: Box, label: str) -> np.ndarray:
+    x0, y0 = max(0, int(box.x - box.w * 0.3)), max(0, int(box.y - box.h * 0.6))
+    x1, y1 = int(box.x + box.w * 1.3), int(box.y + box.h * 1.6)
+    crop = cv2.resize(image[y0:y1, x0:x1], (200, 100))
+    cv2.putText(crop, label, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 1)
+    return crop
+
+
+def _sheet(crops: list[np.ndarray], cols: int = 6) -> np.ndarray:
+    while len(crops) % cols:
+        crops.append(np.zeros_like(crops[0]))
+    return np.vstack([np.hstack(crops[i : i + cols]) for i in range(0, len(crops), cols)])
+
+
+def latency(detector: OnnxPlateDetector, datasets: Path, frames: int) -> dict:
+    """detect() on 1920x1080 frames, one thread: median and p95 in ms, plus the model call alone."""
+    images = []
+    for folder in TEST_FOLDERS:
+        if (datasets / folder).is_dir():
+            images += [i.path for i in load_labelled_folder(datasets / folder) if i.split == "test"]
+    images = images[:: max(1, len(images) // frames)][:frames] or []
+    frames_1080 = [cv2.resize(cv2.imread(str(p)), (1920, 1080)) for p in images]
+    if not frames_1080:
+        frames_1080 = [np.full((1080, 1920, 3), 100, np.uint8)]
+    for f in frames_1080[:3]:
+        detector.detect(f)
+    full, model_only = [], []
+    tensor = np.zeros((1, 3, *detector.input_hw), np.float32)
+    for f in frames_1080:
+        t0 = time.perf_counter()
+        detector.detect(f)
+        t1 = time.perf_counter()
+        detector.model.run(tensor)
+        t2 = time.perf_counter()
+        full.append((t1 - t0) * 1e3)
+        model_only.append((t2 - t1) * 1e3)
+    q = lambda xs, p: float(np.percentile(xs, p))  # noqa: E731
+    return {
+        "frames": len(full),
+        "detect_median_ms": round(statistics.median(full), 2),
+        "detect_p95_ms": round(q(full, 95), 2),
+        "model_median_ms": round(statistics.median(model_only), 2),
+        "model_p95_ms": round(q(model_only, 95), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.train.eval_detector", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("models/detector.onnx"))
+    parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
+    parser.add_argument("--folders", nargs="*", default=list(TEST_FOLDERS))
+    parser.add_argument("--threshold", type=float, default=0.4, help="detection score threshold (config detector.threshold)")
+    parser.add_argument("--nms-iou", type=float, default=0.45)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--latency-frames", type=int, default=0, help="also time detect() on this many 1080p frames")
+    parser.add_argument("--reader", choices=["onnx", "tesseract"], help="also measure end-to-end exact-plate accuracy with this reader backend")
+    parser.add_argument("--fp-sheet", type=Path, help="write unmatched detections as contact sheets here, to count real false positives by eye")
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args(argv)
+    model = load_model(args.model, threads=args.threads)
+    detector = OnnxPlateDetector(model, args.threshold, args.nms_iou)
+    reader = None
+    if args.reader:
+        from edge.config import CameraConfig
+        from edge.read import load_reader
+
+        reader = load_reader(CameraConfig().with_overrides(reader={"backend": args.reader}))
+    out = {"model": str(args.model), "sha256": model.sha256, "threshold": args.threshold, "reader": args.reader}
+    out["datasets"] = evaluate(detector, args.datasets, tuple(args.folders), reader, args.fp_sheet)
+    if args.latency_frames:
+        out["latency_1080p_one_thread"] = latency(detector, args.datasets, args.latency_frames)
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The detector's geometry (letterbox, windows, decode, NMS, ROI) and the committed ONNX model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import MODELS_DIR, CameraConfig
+from edge.detect import (
+    MIN_PLATE_INPUT_PX,
+    OnnxPlateDetector,
+    Window,
+    decode,
+    letterbox,
+    load_detector,
+    nms,
+    plan_windows,
+    unletterbox,
+)
+from edge.errors import ModelError
+from edge.types import Box
+
+INPUT_HW = (384, 640)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+@pytest.mark.parametrize("frame_hw", [(1080, 1920), (720, 1280), (1200, 900), (300, 400)])
+def test_letterbox_round_trip(frame_hw):
+    image = np.zeros((*frame_hw, 3), np.uint8)
+    canvas, scale = letterbox(image, INPUT_HW)
+    assert canvas.shape == (*INPUT_HW, 3)
+    # The image fills one side exactly and sits top-left; the rest is padding.
+    assert round(frame_hw[0] * scale) == INPUT_HW[0] or round(frame_hw[1] * scale) == INPUT_HW[1]
+    window = Window(0, 0, frame_hw[1], frame_hw[0])
+    frame_pts = np.array([[0, 0], [frame_hw[1] - 1, frame_hw[0] - 1], [frame_hw[1] * 0.3, frame_hw[0] * 0.7]], np.float32)
+    back = unletterbox(frame_pts * scale, scale, window)
+    np.testing.assert_allclose(back, frame_pts, atol=1e-3)
+
+
+def test_letterbox_keeps_content_where_the_inverse_says():
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    cv2.rectangle(image, (900, 500), (1100, 560), (255, 255, 255), -1)
+    canvas, scale = letterbox(image, INPUT_HW)
+    ys, xs = np.nonzero(canvas[..., 0] > 128)
+    frame = unletterbox(np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], np.float32), scale, Window(0, 0, 1920, 1080))
+    np.testing.assert_allclose(frame, [[900, 500], [1101, 561]], atol=4)
+
+
+def test_unletterbox_adds_the_window_offset():
+    pts = np.array([[10.0, 20.0]], np.float32)
+    np.testing.assert_allclose(unletterbox(pts, 0.5, Window(100, 200, 640, 384)), [[120.0, 240.0]])
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_and_all_disjoint_ones():
+    boxes = np.array([[0, 0, 100, 20], [5, 1, 100, 20], [300, 300, 50, 10], [2, 0, 98, 21]], np.float32)
+    scores = np.array([0.6, 0.9, 0.5, 0.7], np.float32)
+    assert nms(boxes, scores, 0.45) == [1, 2]
+    assert nms(boxes, scores, 0.99) == [1, 3, 0, 2]
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.45) == []
+
+
+def test_decode_turns_a_heat_peak_into_box_and_corners():
+    heat = np.zeros((96, 160), np.float32)
+    reg = np.zeros((12, 96, 160), np.float32)
+    heat[40, 50] = 0.9
+    heat[40, 51] = 0.5  # a neighbour, not a local maximum
+    reg[:, 40, 50] = [0.25, 0.5, np.log(100 / 4), np.log(20 / 4), -0.5, -0.5, 0.5, -0.5, 0.5, 0.5, -0.5, 0.5]
+    boxes, scores, corners = decode(heat, reg, 0.3, 4)
+    assert scores.tolist() == pytest.approx([0.9])
+    cx, cy = (50 + 0.25) * 4, (40 + 0.5) * 4
+    np.testing.assert_allclose(boxes[0], [cx - 50, cy - 10, 100, 20], rtol=1e-5)
+    np.testing.assert_allclose(corners[0], [[cx - 50, cy - 10], [cx + 50, cy - 10], [cx + 50, cy + 10], [cx - 50, cy + 10]], rtol=1e-5)
+
+
+def test_windows_default_to_the_whole_frame_or_the_roi_bounding_box():
+    assert plan_windows(1920, 1080, INPUT_HW) == [Window(0, 0, 1920, 1080)]
+    roi = [(400.5, 300), (1500, 320), (1600, 1000), (350, 990)]
+    assert plan_windows(1920, 1080, INPUT_HW, roi) == [Window(350, 300, 1250, 700)]
+
+
+def test_small_plates_are_tiled_so_they_stay_findable():
+    windows = plan_windows(1920, 1080, INPUT_HW, None, (40.0, 200.0))
+    assert 1 < len(windows) <= 6
+    # Every tile is small enough that a 40 px plate is at least close to the target size at the input...
+    for w in windows:
+        scale = min(INPUT_HW[0] / w.h, INPUT_HW[1] / w.w)
+        assert 40 * scale >= MIN_PLATE_INPUT_PX * 0.7
+    # ...and the tiles cover the frame.
+    covered = np.zeros((1080, 1920), bool)
+    for w in windows:
+        covered[w.y : w.y + w.h, w.x : w.x + w.w] = True
+    assert covered.all()
+
+
+# --------------------------------------------------------------------------- ROI with a stand-in network
+
+
+class PeakModel:
+    """Stands in for the ONNX session: one heat peak wherever the bright rectangle is in the letterboxed input."""
+
+    name, version, sha256 = "stub", "0", "0" * 64
+    path = Path("stub.onnx")
+    sidecar = {"input": {"height": 384, "width": 640, "pad_value": 114}, "stride": 4}
+
+    def run(self, tensor: np.ndarray):
+        img = tensor[0, 0]
+        heat = np.zeros((1, 1, 96, 160), np.float32)
+        reg = np.zeros((1, 12, 96, 160), np.float32)
+        ys, xs = np.nonzero(img > 250)
+        if len(xs):
+            x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+            cx, cy = (x0 + x1) / 2 / 4, (y0 + y1) / 2 / 4
+            i, j = int(cy), int(cx)
+            heat[0, 0, i, j] = 0.95
+            reg[0, :4, i, j] = [cx - j, cy - i, np.log((x1 - x0) / 4), np.log((y1 - y0) / 4)]
+        return [heat, reg]
+
+
+def _frame_with_plate(x: int, y: int, w: int, h: int) -> np.ndarray:
+    frame = np.full((1080, 1920, 3), 60, np.uint8)
+    frame[y : y + h, x : x + w] = 255
+    return frame
+
+
+def test_roi_crop_maps_boxes_back_to_frame_pixels():
+    cal = SimpleNamespace(roi=((1000.0, 600.0), (1900.0, 600.0), (1900.0, 1060.0), (1000.0, 1060.0)), plate_width_px=None)
+    det = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal)
+    found = det.detect(_frame_with_plate(1400, 800, 160, 36))
+    assert len(found) == 1
+    assert found[0].box.iou(Box(1400, 800, 160, 36)) > 0.9
+
+
+def test_boxes_centred_outside_the_roi_polygon_are_dropped():
+    # A triangle whose bounding box holds the plate but whose area does not.
+    cal = SimpleNamespace(roi=((0.0, 0.0), (1900.0, 0.0), (0.0, 1070.0)), plate_width_px=None)
+    det = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal)
+    assert det.detect(_frame_with_plate(1500, 900, 160, 36)) == []
+    assert len(det.detect(_frame_with_plate(200, 200, 160, 36))) == 1
+
+
+def test_boxes_of_implausible_width_for_the_calibration_are_dropped():
+    cal = SimpleNamespace(roi=None, plate_width_px=(300.0, 500.0))
+    det = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal)
+    assert det.detect(_frame_with_plate(800, 500, 120, 30)) == []
+    assert len(det.detect(_frame_with_plate(800, 500, 380, 80))) == 1
+
+
+def test_a_frame_of_another_size_than_the_calibration_rescales_the_roi():
+    cal = SimpleNamespace(roi=((500.0, 300.0), (950.0, 300.0), (950.0, 530.0), (500.0, 530.0)), plate_width_px=None, image_size=(960, 540))
+    det = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal)
+    found = det.detect(_frame_with_plate(1400, 800, 160, 36))  # inside the ROI once it is scaled 2x
+    assert len(found) == 1 and found[0].box.iou(Box(1400, 800, 160, 36)) > 0.9
+
+
+# --------------------------------------------------------------------------- the committed model
+
+
+def _synthetic_frame() -> tuple[np.ndarray, Box]:
+    """A 1280x768 frame made by the project's compositor with one plate about 200 px wide."""
+    from models.train import scenes
+
+    rng = np.random.default_rng(7)
+    img = scenes.random_background(rng, 384, 640)
+    scenes.add_distractors(rng, img, 3, keep_out=[(250, 160, 140, 60)])
+    plate, _ = scenes.make_plate_source()(rng)
+    aspect = plate.shape[1] / plate.shape[0]
+    quad = np.array([[270, 180], [370, 182], [370, 182 + 100 / aspect], [270, 180 + 100 / aspect]], np.float32)
+    scenes.paste_plate(rng, img, plate, quad)
+    x0, y0 = quad.min(0)
+    x1, y1 = quad.max(0)
+    frame = cv2.resize(img, (1280, 768), interpolation=cv2.INTER_LINEAR)
+    return frame, Box(float(x0 * 2), float(y0 * 2), float((x1 - x0) * 2), float((y1 - y0) * 2))
+
+
+@pytest.mark.parametrize("name", ["detector.onnx", "detector_int8.onnx"])
+def test_committed_model_finds_a_plate_in_a_synthetic_scene(name):
+    if not (MODELS_DIR / name).is_file():
+        pytest.fail(f"{MODELS_DIR / name} is not committed")
+    cfg = CameraConfig().with_overrides(detector={"model": name, "threshold": 0.3})
+    detector = load_detector(cfg)
+    frame, truth = _synthetic_frame()
+    found = detector.detect(frame)
+    assert found, "no plate found"
+    assert max(d.box.iou(truth) for d in found) >= 0.5
+    assert found == sorted(found, key=lambda d: -d.score)
+    assert detector.name.startswith("onnx:detector-")
+    assert list(detector.models.values())[0] and len(list(detector.models.values())[0]) == 64
+    best = max(found, key=lambda d: d.box.iou(truth))
+    assert best.corners is not None and len(best.corners) == 4
+
+
+def test_missing_model_raises_model_error_naming_the_file(tmp_path):
+    missing = tmp_path / "nowhere" / "detector.onnx"
+    cfg = CameraConfig().with_overrides(detector={"model": str(missing)})
+    with pytest.raises(ModelError, match=str(missing).replace(".", r"\.")):
+        load_detector(cfg)
