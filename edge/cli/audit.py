@@ -66,8 +66,11 @@ def _is_json(line: bytes) -> bool:
 
 def run_show(args: argparse.Namespace) -> int:
     path = _path(args)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for line in lines[-args.last :] if args.last else lines:
+        if not _is_json(line.encode()):
+            print(f"{'?':>6} (unreadable line: run `edge audit verify`)")
+            continue
         e = json.loads(line)
         fields = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("seq", "ts", "event", "prev", "hash"))
         print(f"{e.get('seq'):>6} {e.get('ts')} {e.get('event')} {fields}")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from edge.errors import ConfigError
 from edge.record import INLINE_IMAGES_FIELD
 from edge.signing import load_trusted_keys, verify_record
 
@@ -39,7 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
-    stream: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    try:
+        stream: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read reads file: {err.strerror}") from None
     try:
         for n, line in enumerate(stream, start=1):
             if line.strip():
