@@ -23,14 +23,11 @@ import numpy as np
 from edge import __version__
 from edge.config import CameraConfig, ImageryLevel
 from edge.record import SCHEMA_ID, SCHEMA_VERSION, image_entry, iso_ms, model_entries, read_id_for
-from edge.redaction import BystanderDetector, FaceDetector, redact
+from edge.redaction import MIN_FACE_PX, BystanderDetector, FaceDetector, redact
 from edge.types import Box, TrackResult
 
 PATCH = "patch"
 OVERVIEW = "overview"
-# Faces are looked for at twice the overview's resolution: a face the cascade can just
-# find there (24 px) is 12 px in the overview, below which nobody is recognisable anyway.
-DETECT_OVERSAMPLE = 2.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +40,13 @@ class Read:
     @property
     def read_id(self) -> str:
         return str(self.record["read_id"])
+
+
+def detection_width(cfg: CameraConfig) -> int:
+    """Width at which faces are searched for: the cascade's smallest face (24 px) there is
+    `redact_min_face_px` in the overview. At the default 12 px (twice the overview's width),
+    faces too small to be found are too small to recognise in the overview anyway."""
+    return round(cfg.imagery.overview_width * MIN_FACE_PX / cfg.imagery.redact_min_face_px)
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
@@ -79,7 +83,7 @@ def overview_image(
         return small, 0, False
     sh, sw = small.shape[:2]
     keep = [_clip_rect(plate.x * f, plate.y * f, (plate.x + plate.w) * f, (plate.y + plate.h) * f, sw, sh)]
-    detector = detector or FaceDetector(max_width=round(width * DETECT_OVERSAMPLE))
+    detector = detector or FaceDetector(max_width=detection_width(cfg))
     # Detect on the full frame (the detector scales it down to its own working size), redact the overview.
     found = detector.detect(image)
     scaled = [(round(x * f), round(y * f), max(1, round(bw * f)), max(1, round(bh * f))) for x, y, bw, bh in found]
@@ -146,7 +150,7 @@ def build_read(
         images[PATCH] = encode_jpeg(patch, cfg.imagery.patch_jpeg_quality)
         entries[PATCH] = image_entry(images[PATCH], patch.shape[1], patch.shape[0])
     if level is ImageryLevel.OVERVIEW:
-        det = detector or (FaceDetector(max_width=round(cfg.imagery.overview_width * DETECT_OVERSAMPLE)) if cfg.imagery.redact_bystanders else None)
+        det = detector or (FaceDetector(max_width=detection_width(cfg)) if cfg.imagery.redact_bystanders else None)
         overview, regions, searched = overview_image(frame.image, box, cfg, det)
         images[OVERVIEW] = encode_jpeg(overview, cfg.imagery.overview_jpeg_quality)
         entries[OVERVIEW] = image_entry(images[OVERVIEW], overview.shape[1], overview.shape[0])

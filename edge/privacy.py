@@ -32,10 +32,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.audit import READ_PUBLISHED, RETENTION_PURGE, AuditLog
 from edge.config import CameraConfig, FeedConfig, FeedKind, ImageryLevel
-from edge.context import DETECT_OVERSAMPLE
 from edge.errors import ConfigError
 from edge.record import feed_read_id, sha256_hex, to_json_line
-from edge.redaction import MIN_FACE_PX
 from edge.signing import Signer
 from edge.types import OutboundRead, utc_now
 
@@ -262,7 +260,7 @@ def _imagery_text(cfg: CameraConfig) -> list[str]:
                 "Bystander redaction is ON: faces found in the overview are pixelated on the camera before the image "
                 "is encoded, so the unblurred scene never leaves it; the plate being read is never blurred. "
                 "Limits: the detector (OpenCV's LBP frontal-face cascade) finds roughly frontal faces at least about "
-                f"{MIN_FACE_PX / DETECT_OVERSAMPLE:.0f} pixels high in the overview; faces in profile and whole bodies are not detected, "
+                f"{im.redact_min_face_px} pixels high in the overview; faces in profile and whole bodies are not detected, "
                 "and a missed face is sent unblurred."
             )
         else:

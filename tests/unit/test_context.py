@@ -80,3 +80,10 @@ def test_calibration_is_named_when_given(tmp_path):
 
     read = build_read(F.track(), F.config(tmp_path, imagery={"level": "none"}), models=F.MODELS, calibration=Cal())
     assert read.record["calibration"] == {"file": "cam-1.toml", "sha256": "ef" * 32}
+
+
+def test_faces_are_searched_at_a_width_set_by_the_smallest_face(tmp_path):
+    from edge.context import detection_width
+
+    assert detection_width(F.config(tmp_path)) == 1280  # 24 px cascade window = 12 px in a 640 px overview
+    assert detection_width(F.config(tmp_path, imagery={"redact_min_face_px": 24})) == 640
