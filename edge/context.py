@@ -87,18 +87,8 @@ def overview_image(
     # Detect on the full frame (the detector scales it down to its own working size), redact the overview.
     found = detector.detect(image)
     scaled = [(round(x * f), round(y * f), max(1, round(bw * f)), max(1, round(bh * f))) for x, y, bw, bh in found]
-    redacted, n = redact(small, keep, _Fixed(scaled, detector.name))
+    redacted, n = redact(small, scaled, keep)
     return redacted, n, True
-
-
-class _Fixed:
-    """Regions already found (on the full frame), handed to `redact` as a detector."""
-
-    def __init__(self, rects: list[tuple[int, int, int, int]], name: str) -> None:
-        self.rects, self.name = rects, name
-
-    def detect(self, bgr: np.ndarray) -> list[tuple[int, int, int, int]]:
-        return self.rects
 
 
 def _calibration_entry(calibration: Any) -> dict[str, Any] | None:

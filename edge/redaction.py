@@ -254,14 +254,13 @@ def pixelate(img: np.ndarray, r: Rect, cells: int = PIXEL_CELLS) -> None:
     roi[:] = cv2.GaussianBlur(mosaic, (k, k), 0)
 
 
-def redact(image: np.ndarray, keep: list[Rect], detector: BystanderDetector | None = None) -> tuple[np.ndarray, int]:
-    """A copy of `image` with bystanders pixelated, leaving the `keep` boxes (the plate being read) untouched.
+def redact(image: np.ndarray, faces: list[Rect], keep: list[Rect]) -> tuple[np.ndarray, int]:
+    """A copy of `image` with each face (grown by FACE_MARGIN) pixelated, the `keep` boxes (the plate being read) untouched.
 
     Returns the copy and the number of regions redacted.
     """
-    detector = detector or FaceDetector()
     h, w = image.shape[:2]
-    regions = [_grow(r, FACE_MARGIN, w, h) for r in detector.detect(image)]
+    regions = [_grow(r, FACE_MARGIN, w, h) for r in faces]
     out = image.copy()
     for r in regions:
         pixelate(out, r)
