@@ -140,11 +140,11 @@ def build_read(
         images[PATCH] = encode_jpeg(patch, cfg.imagery.patch_jpeg_quality)
         entries[PATCH] = image_entry(images[PATCH], patch.shape[1], patch.shape[0])
     if level is ImageryLevel.OVERVIEW:
-        det = detector or (FaceDetector(max_width=detection_width(cfg)) if cfg.imagery.redact_bystanders else None)
+        det = detector or FaceDetector(max_width=detection_width(cfg))
         overview, regions, searched = overview_image(frame.image, box, cfg, det)
         images[OVERVIEW] = encode_jpeg(overview, cfg.imagery.overview_jpeg_quality)
         entries[OVERVIEW] = image_entry(images[OVERVIEW], overview.shape[1], overview.shape[0])
-        redaction = {"applied": searched, "detector": det.name if searched and det else None, "regions": regions}
+        redaction = {"applied": searched, "detector": det.name if searched else None, "regions": regions}
 
     cam = cfg.camera
     record: dict[str, Any] = {
