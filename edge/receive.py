@@ -145,7 +145,9 @@ class ReadStore:
         if self._verify is None:
             log.warning("edge.signing is not available: reads are stored unverified (verified = NULL)")
         try:
-            (self.out / "images").mkdir(parents=True, exist_ok=True)
+            (self.out / "images").mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not (self.out / DB_FILE).exists():
+                (self.out / DB_FILE).touch(mode=0o600)  # reads carry number plates: owner-only
             self.db = sqlite3.connect(self.out / DB_FILE, isolation_level=None, timeout=30, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")

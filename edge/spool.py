@@ -96,6 +96,10 @@ class Spool:
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Reads carry number plates (personal data): owner-only. SQLite gives its
+                # -wal and -shm files the database file's permissions.
+                self.path.touch(mode=0o600)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")

@@ -51,6 +51,13 @@ def test_ack_deletes_only_that_read_and_feed(tmp_path: Path) -> None:
         assert spool.size_bytes() == spool._count_bytes()
 
 
+def test_spool_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    with Spool(tmp_path / "s", 1000) as spool:
+        spool.put(make_read(1))
+        assert (spool.path.stat().st_mode & 0o777) == 0o600
+        assert (Path(str(spool.path) + "-wal").stat().st_mode & 0o077) == 0
+
+
 def test_reads_survive_reopening(tmp_path: Path) -> None:
     with Spool(tmp_path / "s", 10_000_000) as spool:
         spool.put(make_read(1, image_bytes=100))
