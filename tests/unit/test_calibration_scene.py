@@ -164,3 +164,26 @@ def test_scene_command_names_a_bad_point(tmp_path, capsys):
     assert main(argv) == 2
     assert "--roi: '10,x' is not a point 'x,y'" in capsys.readouterr().err
     assert not (tmp_path / "c.toml").exists()
+
+
+def test_demo_calibration_matches_the_camera_that_rendered_its_sequence():
+    """calibration/demo.toml (made by calibration/make_demo.py) against the truth of sample_frames/seq_day_front."""
+    import csv
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    seq = repo / "sample_frames" / "seq_day_front"
+    meta = json.loads((seq / "sequence.json").read_text())
+    cal = load_calibration(repo / "calibration" / "demo.toml")
+    assert cal.image_size == (meta["width"], meta["height"])
+    focal = (meta["width"] / 2) / math.tan(math.radians(meta["camera"]["hfov_deg"]) / 2)
+    assert cal.camera_matrix[0, 0] == pytest.approx(focal, rel=0.01)
+    assert camera_height_m(cal) == pytest.approx(meta["camera"]["mount_m"], rel=0.02)
+    # The labelled pass: bottom centre of the plate box, as the camera loop tracks it.
+    rows = list(csv.DictReader(open(seq / "labels.csv")))
+    pts = [(float(r["x"]) + float(r["w"]) / 2, float(r["y"]) + float(r["h"])) for r in rows]
+    times = [int(r["image"].rsplit("_t", 1)[1][:4]) / meta["fps"] for r in rows]
+    assert direction_of(cal, pts[0], pts[-1], float(rows[0]["w"]), float(rows[-1]["w"])) == meta["passes"][0]["direction"]
+    assert lane_of(cal, pts[-1]) == "1"  # the vehicle drives 1.8 m left of the centre line
+    kmh, sigma = speed_kmh(cal, pts, times)
+    assert 10 < kmh < 120 and sigma < 0.1 * kmh
