@@ -2,7 +2,7 @@
 
 Fitting is OpenCV's Zhang method (`cv2.calibrateCamera`) on sub-pixel checkerboard
 corners. At run time only the plate crop is undistorted: a remap is built for the
-patch area alone, which costs a few microseconds per plate instead of a full-frame
+patch area alone, which costs well under a millisecond per plate instead of a full-frame
 remap per frame.
 
 `render_checkerboard` makes views of a board through a known camera (matrix and
@@ -165,12 +165,21 @@ def undistort_points(cal: Calibration, pts, image_size: tuple[int, int] | None =
 
 
 def distort_points(k: np.ndarray, d: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Ideal pixel points -> where the real lens puts them (the inverse of undistort_points)."""
+    """Ideal pixel points -> where the real lens puts them (the inverse of undistort_points).
+
+    OpenCV's forward model (k1, k2, p1, p2, k3) written out in numpy: it is closed-form,
+    and for a patch's few thousand pixels much cheaper than a round trip through projectPoints.
+    """
     p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-    norm = cv2.undistortPoints(p.reshape(-1, 1, 2), k, np.zeros(5))  # to normalised coordinates, no distortion
-    rays = np.hstack([norm.reshape(-1, 2), np.ones((len(p), 1))])
-    out, _ = cv2.projectPoints(rays, np.zeros(3), np.zeros(3), k, d)
-    return out.reshape(-1, 2)
+    k1, k2, p1, p2, k3 = (list(np.asarray(d, dtype=np.float64).ravel()) + [0.0] * 5)[:5]
+    fx, fy, cx, cy, skew = k[0, 0], k[1, 1], k[0, 2], k[1, 2], k[0, 1]
+    y = (p[:, 1] - cy) / fy
+    x = (p[:, 0] - cx - skew * y) / fx
+    r2 = x * x + y * y
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return np.stack([fx * xd + skew * yd + cx, fy * yd + cy], axis=1)
 
 
 def patch_region(k: np.ndarray, d: np.ndarray, box_xywh, margin: float) -> tuple[float, float, int, int]:
