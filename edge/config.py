@@ -161,8 +161,8 @@ class PrivacySection(_Section):
     feeds: tuple[FeedConfig, ...] = Field(
         (FeedConfig(name="reads", kind=FeedKind.FULL),), description="Feeds this camera publishes; see [[privacy.feeds]]"
     )
-    retention_hours: float = Field(72.0, gt=0, le=24 * 366, description="Spooled reads, images and audit entries older than this are deleted")
-    audit_log: Path | None = Field(None, description="Append-only hash-chained audit log; default <spool>/audit.log")
+    retention_hours: float = Field(72.0, gt=0, le=24 * 366, description="Spooled reads and images older than this are deleted (the audit log holds no plate text and is never trimmed, so its chain stays provable)")
+    audit_log: Path | None = Field(None, description="Append-only hash-chained audit log; default <spool>/<camera>/audit.log")
 
     @field_validator("feeds")
     @classmethod
@@ -175,7 +175,7 @@ class PrivacySection(_Section):
 
 
 class SigningSection(_Section):
-    key_file: Path | None = Field(None, description="Ed25519 private key (PEM, mode 0600); default <spool>/<camera>.key, created on first start")
+    key_file: Path | None = Field(None, description="Ed25519 private key (PEM, mode 0600); default <spool>/<camera>/signing.key, created on first start")
 
 
 class MqttSection(_Section):
