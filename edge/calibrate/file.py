@@ -385,6 +385,16 @@ def scaled_to(cal: Calibration, size: tuple[int, int]) -> Calibration:
     )
 
 
+def is_calibration_file(path: str | Path) -> bool:
+    """Whether a TOML file is a calibration file (only calibration keys at the top), not a camera file."""
+    try:
+        with open(path, "rb") as f:
+            keys = set(tomllib.load(f))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return bool(keys) and keys <= set(_FileModel.model_fields)
+
+
 def load_or_empty(path: str | Path) -> Calibration:
     """The calibration in `path`, or an empty one when the file does not exist yet."""
     path = Path(path)
@@ -519,6 +529,7 @@ __all__ = [
     "SECTIONS",
     "load_calibration",
     "load_or_empty",
+    "is_calibration_file",
     "save_calibration",
     "dumps_calibration",
     "merge",

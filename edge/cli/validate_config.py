@@ -13,10 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate-config",
         help="check configuration files and say exactly what is wrong",
-        description="Validate camera files (and the calibration files they name) or a site file. "
+        description="Validate camera files (and the calibration files they name), calibration files, or a site file. "
         "Exit 0 when all are valid, 1 otherwise; each error names the file, key, value and what is allowed.",
     )
-    p.add_argument("files", nargs="*", metavar="FILE", help="camera or site TOML files")
+    p.add_argument("files", nargs="*", metavar="FILE", help="camera, calibration or site TOML files")
     p.add_argument("--site", action="store_true", help="the files are site files (edge serve)")
     p.add_argument("--explain", action="store_true", help="print every camera key with its default and meaning")
     p.set_defaults(func=run)
@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             if args.site:
                 load_site_config(path)
+            elif _is_calibration_file(path):
+                from edge.calibrate.file import load_calibration
+
+                load_calibration(path)
             else:
                 cfg = load_camera_config(path)
                 _check_calibration(cfg)
@@ -44,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: ok")
     return 1 if failed else 0
+
+
+def _is_calibration_file(path: str) -> bool:
+    from edge.calibrate.file import is_calibration_file
+
+    return is_calibration_file(path)
 
 
 def _check_calibration(cfg) -> None:

@@ -144,6 +144,16 @@ def test_validate_config_checks_the_calibration_file(tmp_path, capsys):
     assert main(["validate-config", str(tmp_path / "cam.toml")]) == 0
 
 
+def test_validate_config_takes_a_calibration_file_directly(tmp_path, capsys):
+    bad = tmp_path / "cal.toml"
+    bad.write_text('[scene]\ntravel_direction = "north"\n')
+    assert main(["validate-config", str(bad)]) == 1
+    assert "scene.travel_direction = 'north'" in capsys.readouterr().err
+    save_calibration(lens_only(), bad, merge_existing=False)
+    assert main(["validate-config", str(bad)]) == 0
+    assert f"{bad}: ok" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "calibration").glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_calibration_files_are_valid(path):
     cal = load_calibration(path)
