@@ -220,6 +220,14 @@ def direction_of(cal: Calibration, first_xy: Point, last_xy: Point, first_width:
     return "right" if dx > 0 else "left"
 
 
+_OPPOSITE = {"towards": "away", "away": "towards", "left": "right", "right": "left"}
+
+
+def is_wrong_way(cal: Calibration, direction: str) -> bool:
+    """Whether a track's direction is opposite to the scene's expected direction of travel."""
+    return cal.travel_direction is not None and _OPPOSITE.get(direction) == cal.travel_direction
+
+
 # ---------------------------------------------------------------- command-line parsing
 
 

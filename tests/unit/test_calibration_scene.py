@@ -14,6 +14,7 @@ from edge.calibrate.scene import (
     camera_height_m,
     direction_of,
     fit_homography,
+    is_wrong_way,
     lane_of,
     point_in_roi,
     speed_kmh,
@@ -118,6 +119,12 @@ def test_direction(cal, use_homography):
     left = project(ground([[3.0, 18.0], [-3.0, 18.0]]))
     assert direction_of(c, tuple(left[0]), tuple(left[1]), 80, 80) == "left"
     assert direction_of(c, tuple(left[1]), tuple(left[0]), 80, 80) == "right"
+
+
+def test_wrong_way():
+    cal = Calibration(travel_direction="towards")
+    assert is_wrong_way(cal, "away") and not is_wrong_way(cal, "towards") and not is_wrong_way(cal, "left")
+    assert not is_wrong_way(Calibration(), "away")
 
 
 def test_roi_and_lanes():
