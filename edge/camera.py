@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import sys
 import threading
 import time
@@ -101,6 +102,9 @@ class Camera:
                 on_published=lambda read_id, feed: self.audit.append("published", read_id=read_id, feed=feed),
             )
         self._last_retention = 0.0
+        # Finished tracks wait here for the context thread; each holds one frame, so the bound bounds memory.
+        self._finished: queue.Queue[TrackResult | None] = queue.Queue(maxsize=8)
+        self._context = threading.Thread(target=self._context_loop, name=f"edge.context:{cam}", daemon=True)
 
     # -- status ----------------------------------------------------------------
 
@@ -133,6 +137,7 @@ class Camera:
         log.info("camera %s: reading %s", self.cfg.camera.id, self.source.name)
         total = len(getattr(self.source, "paths", ())) or None
         shown = 0.0
+        self._context.start()
         try:
             for frame in self.source.frames():
                 self._process(frame)
@@ -195,13 +200,25 @@ class Camera:
         return dataclasses.replace(track, **changes)
 
     def _emit(self, track: TrackResult) -> None:
-        from edge.context import build_read
-
+        """Hand a finished track to the context thread (blocking when it is behind: reads are never dropped)."""
         track = self._with_scene(track)
         if track.reading.confidence < self.cfg.reader.min_confidence:
             self.stats.rejected_low_confidence += 1
             log.debug("dropped %s: confidence %.2f below %.2f", track.reading.text, track.reading.confidence, self.cfg.reader.min_confidence)
             return
+        self._finished.put(track)
+
+    def _context_loop(self) -> None:
+        """Imagery, redaction, signing and spooling take tens to hundreds of ms a read: keep them off the frame loop."""
+        while (track := self._finished.get()) is not None:
+            try:
+                self._publish(track)
+            except Exception:  # a bug here must not stop the camera; the log says which read
+                log.exception("could not build read for track %d (%s)", track.track_id, track.reading.text)
+
+    def _publish(self, track: TrackResult) -> None:
+        from edge.context import build_read
+
         read = build_read(
             track,
             self.cfg,
@@ -231,6 +248,9 @@ class Camera:
 
     def _shutdown(self, once: bool, flush_timeout_s: float) -> int:
         status = 0
+        if self._context.is_alive():
+            self._finished.put(None)
+            self._context.join()
         if self.publisher is not None:
             delivered = self.publisher.flush(flush_timeout_s if once else min(flush_timeout_s, 10.0))
             if not delivered:

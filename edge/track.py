@@ -25,6 +25,9 @@ from edge.types import Alternative, Box, Direction, Observation, PlateReading, T
 
 # An observation this far from a track's predicted position (in plate widths) never joins it on text alone.
 _MAX_TEXT_JUMP_WIDTHS = 3.0
+# Overlap with, or distance (in plate widths) from, the predicted box within which an observation joins whatever it reads.
+_SURE_IOU = 0.3
+_SURE_JUMP_WIDTHS = 0.75
 # A box this close to the frame edge, moving outwards, has left the scene.
 _EDGE_MARGIN = 0.02
 
@@ -136,10 +139,14 @@ class Tracker:
         box = obs.detection.box
         iou = pred.iou(box)
         sim = text_similarity(track.voted.text if track.voted else "", obs.reading.text)
-        if iou >= self.cfg.min_iou and sim >= self.cfg.min_text_similarity * 0.5:
-            return 1.0 + iou + sim
         (px, py), (ox, oy) = pred.center, box.center
         jump = ((px - ox) ** 2 + (py - oy) ** 2) ** 0.5 / max(pred.w, box.w)
+        same_size = 0.7 <= box.w / pred.w <= 1.4
+        # Where the track was heading, at its size: the same plate, however badly this frame read.
+        if iou >= _SURE_IOU or (jump <= _SURE_JUMP_WIDTHS and same_size):
+            return 2.0 + iou + sim - jump / 10
+        if iou >= self.cfg.min_iou and sim >= self.cfg.min_text_similarity * 0.5:
+            return 1.0 + iou + sim
         if jump <= _MAX_TEXT_JUMP_WIDTHS and sim >= max(self.cfg.min_text_similarity, 0.6):
             return sim - jump / (10 * _MAX_TEXT_JUMP_WIDTHS)
         return None

@@ -87,3 +87,13 @@ def test_image_direction():
     assert image_direction(Box(100, 50, 40, 10), Box(100, 150, 80, 20)) is Direction.TOWARDS
     assert image_direction(Box(100, 150, 80, 20), Box(100, 50, 40, 10)) is Direction.AWAY
     assert image_direction(Box(10, 50, 40, 10), Box(200, 50, 40, 10)) is Direction.RIGHT
+
+
+def test_fast_plate_with_unstable_readings_stays_one_track():
+    """Boxes that never overlap frame to frame, readings that disagree: motion alone keeps it one pass."""
+    tr = Tracker(TrackingSection())
+    texts = ["D51SMR", "DSTSMR", "DOS5M", "D5AMR", "DGTAMA"]
+    frames = [(i * 0.1, [obs(t, (300 + 25 * i, 900 - 90 * i, 190 - 8 * i, 47 - 2 * i), i * 0.1, seq=i)]) for i, t in enumerate(texts)]
+    [result] = run(tr, frames)
+    assert result.frames == 5
+    assert result.direction is Direction.AWAY
