@@ -334,6 +334,10 @@ def field_reference(model: type[BaseModel] = CameraConfig, prefix: str = "") -> 
         default = info.get_default(call_default_factory=True)
         if isinstance(default, Enum):
             default = default.value
+        elif isinstance(default, tuple) and default and isinstance(default[0], BaseModel):
+            default = [d.model_dump(mode="json", exclude_defaults=True) for d in default]
+        elif isinstance(default, tuple):
+            default = list(default)
         bounds = [f"{m.__class__.__name__.lower()} {getattr(m, m.__class__.__name__.lower(), '')}" for m in info.metadata]
         desc = (info.description or "") + (f" ({', '.join(bounds)})" if bounds else "")
         rows.append((key, repr(default) if default is not None else "none", desc))

@@ -19,13 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help="camera, calibration or site TOML files")
     p.add_argument("--site", action="store_true", help="the files are site files (edge serve)")
     p.add_argument("--explain", action="store_true", help="print every camera key with its default and meaning")
+    p.add_argument("--markdown", action="store_true", help="with --explain: as a Markdown table (the README's reference)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.explain:
+        if args.markdown:
+            print("| key | default | meaning |\n|---|---|---|")
         for key, default, desc in field_reference():
-            print(f"{key} = {default}\n    {desc}")
+            if args.markdown:
+                print(f"| `{key}` | `{default}` | {desc.replace('|', '/')} |")
+            else:
+                print(f"{key} = {default}\n    {desc}")
         return 0
     if not args.files:
         print("edge validate-config: error: give at least one FILE (or --explain)", file=sys.stderr)
