@@ -338,7 +338,10 @@ def run_confidence(args: argparse.Namespace) -> int:
             raise ConfigError(f"--labels {args.labels}: only {len(scores[split])} reads in the {split} split; need at least 10")
     fit = fit_confidence(scores["train"], correct["train"], scores["test"], correct["test"])
     made_by = _made_by("confidence", args, ["labels", "config"])
-    made_by += f"; held-back ECE {fit.ece_raw:.3f} raw -> {fit.ece_calibrated:.3f} calibrated"
+    # The map belongs to one reader: name it, so a new model is seen to need a new fit.
+    models = getattr(reader, "models", {}) or {}
+    which = ", ".join(f"{name} sha256 {digest[:12]}" for name, digest in sorted(models.items())) or type(reader).__name__
+    made_by += f"; reader {which}; held-back ECE {fit.ece_raw:.3f} raw -> {fit.ece_calibrated:.3f} calibrated"
     _update(args, "confidence", Calibration(confidence_knots=fit.knots), made_by, None)
     summary = fit.summary()
     summary.update(out=str(args.out), unread=unread)
