@@ -15,7 +15,8 @@ of view). Each section is made by the `edge calibrate` command a site engineer w
 3. plate-size: `edge calibrate plate-size` over the sequence's frames, with the detector
    when models/detector.onnx exists, else the labelled boxes (the file's made_by says which).
 4. confidence: when a reader is available, `edge calibrate confidence` on a labelled folder
-   of plates rendered by sample_frames/generate.py with seeds other than the committed one.
+   of plates rendered by sample_frames/generate.py with seeds other than the committed one
+   (about 10 minutes the first time; the folder is kept in .cache).
 
 Every command is printed before it runs; the same inputs give the same file.
 """
@@ -39,7 +40,7 @@ SEQUENCE = Path("sample_frames/seq_day_front")
 OUT = Path("calibration/demo.toml")
 WORK = Path(".cache/calibration/demo")
 LANE_W_M = 3.65  # sample_frames/generate.py: two lanes of 3.65 m, centred on the camera
-CONFIDENCE_SEEDS = range(101, 131)  # 30 x ~20 single frames: enough reads for both splits
+CONFIDENCE_SEEDS = range(101, 191)  # 90 x ~21 single frames: ~1900 plates, ~600 of them held back
 
 
 def edge(*args: str) -> dict:
@@ -135,14 +136,15 @@ def reader_available() -> bool:
 
 def confidence_labels() -> Path:
     """A labelled folder of rendered single frames (seeds other than the committed 7), names prefixed by seed."""
-    folder = WORK / "confidence_labels"
+    folder = WORK / f"confidence_labels_{CONFIDENCE_SEEDS.start}-{CONFIDENCE_SEEDS.stop - 1}"
     if (folder / "labels.csv").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in CONFIDENCE_SEEDS:
         tmp = WORK / f"render_{seed}"
-        script("sample_frames/generate.py", "--seed", str(seed), "--out", str(tmp), "--sets", "singles")
+        if not (REPO / tmp / "singles" / "labels.csv").is_file():
+            script("sample_frames/generate.py", "--seed", str(seed), "--out", str(tmp), "--sets", "singles")
         with open(REPO / tmp / "singles" / "labels.csv", newline="") as f:
             for row in csv.DictReader(f):
                 name = f"s{seed}_{row['image']}"
