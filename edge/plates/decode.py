@@ -103,13 +103,39 @@ class Decoded:
         return self.plate_format.name if self.plate_format else None
 
 
+@dataclass(frozen=True)
+class _Table:
+    """The templates of one length as boolean masks, so a text is screened against all at once."""
+
+    entries: list[tuple[PlateFormat, tuple[str, ...], bool]]
+    allowed: np.ndarray  # (K, L, 36): template k allows character c at position i
+
+
+_SWAP_INDEX = np.array([_INDEX[LOOKALIKES.get(c, c)] for c in ALPHABET])
+
+
 @lru_cache(maxsize=32)
-def _templates_by_length(countries: tuple[str, ...]) -> dict[int, list[tuple[PlateFormat, tuple[str, ...], bool]]]:
-    table: dict[int, list[tuple[PlateFormat, tuple[str, ...], bool]]] = {}
+def _templates_by_length(countries: tuple[str, ...]) -> dict[int, _Table]:
+    grouped: dict[int, list[tuple[PlateFormat, tuple[str, ...], bool]]] = {}
     for fmt, preferred in formats_for(countries):
         for t in fmt.templates:
-            table.setdefault(len(t), []).append((fmt, t, preferred))
+            grouped.setdefault(len(t), []).append((fmt, t, preferred))
+    table = {}
+    for n, entries in grouped.items():
+        allowed = np.zeros((len(entries), n, len(ALPHABET)), bool)
+        for k, (_, t, _) in enumerate(entries):
+            for i, chars in enumerate(t):
+                allowed[k, i, [_INDEX[c] for c in chars]] = True
+        table[n] = _Table(entries, allowed)
     return table
+
+
+def _matching(table: _Table, text: str) -> np.ndarray:
+    """Indices of the templates `text` fits as it is or with look-alike swaps."""
+    idx = np.array([_INDEX[c] for c in text])
+    pos = np.arange(len(text))
+    ok = table.allowed[:, pos, idx] | table.allowed[:, pos, _SWAP_INDEX[idx]]
+    return np.flatnonzero(ok.all(axis=1))
 
 
 def _fit(text: str, probs: np.ndarray, template: tuple[str, ...]) -> tuple[str, list[float], float, int] | None:
@@ -167,7 +193,11 @@ def decode(lattice: Lattice, countries: tuple[str, ...] = ("GB",), max_alternati
         base = [float(probs[i, _INDEX[c]]) for i, c in enumerate(text)]
         raw = sum(math.log(max(p, _P_FLOOR)) for p in base)
         keep(Decoded(text, tuple(base), raw + extra - NO_FORMAT_COST, None, 0))
-        for fmt, template, preferred in table.get(len(text), ()):
+        group = table.get(len(text))
+        if group is None:
+            continue
+        for k in _matching(group, text):
+            fmt, template, preferred = group.entries[k]
             fitted = _fit(text, probs, template)
             if fitted is None:
                 continue

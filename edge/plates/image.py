@@ -75,6 +75,8 @@ def plate_colour(crop: np.ndarray) -> PlateColour:
         return PlateColour.UNKNOWN
     h, w = crop.shape[:2]
     centre = crop[h // 6 : h - h // 6 or h, w // 8 : w - w // 8 or w]
+    if centre.shape[0] * centre.shape[1] > 2048:  # a thumbnail says as much, faster
+        centre = cv2.resize(centre, (64, 32), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(centre, cv2.COLOR_BGR2HSV).reshape(-1, 3).astype(np.float32)
     value = hsv[:, 2]
     background = hsv[value >= np.percentile(value, 60)]  # the plate's face, not its characters
@@ -84,7 +86,7 @@ def plate_colour(crop: np.ndarray) -> PlateColour:
     hue = float(np.median(background[:, 0]))
     if sat < 40:
         b = crop.reshape(-1, 3).astype(np.int16)
-        if np.abs(b[:, 0] - b[:, 2]).max() < 8:  # no colour at all: an infrared or grey image
+        if np.abs(b[:, 0] - b[:, 2]).max() <= 2:  # exactly grey everywhere: a monochrome (infrared) camera
             return PlateColour.UNKNOWN
         return PlateColour.WHITE
     if 12 <= hue <= 40:  # OpenCV hue is 0-180; yellow is about 30

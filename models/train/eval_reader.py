@@ -27,9 +27,8 @@ from edge.plates.decode import best_path
 from edge.read import OnnxReader, TesseractReader
 from models.train.reader_data import exact_crop, real_crops
 
-EUROPE = ("SK", "CZ", "DE", "PL", "NO", "FR", "NL", "ES", "IT", "IE", "BE", "GB")
-COUNTRIES = {  # what a camera in that region would be configured with
-    "openalpr_benchmarks_eu": EUROPE,
+COUNTRIES = {  # what a camera in that region would be configured with (other European formats are still tried)
+    "openalpr_benchmarks_eu": ("SK", "CZ"),
     "openalpr_benchmarks_br": ("BR",),
     "openalpr_benchmarks_us": ("US",),
     "openalpr_us_plate_crops": ("US",),

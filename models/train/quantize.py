@@ -81,6 +81,7 @@ def main() -> None:
     # The last convolution is the classifier: kept in float so the probabilities stay smooth.
     quantize_model(args.model, args.out, _reader_calibration(args.data, h, w, args.samples, args.seed),
                    exclude_nodes=convs[-1:])
+    sidecar["name"] = args.out.stem
     sidecar["quantisation"] = {"method": "onnxruntime static QDQ, int8 weights per channel, uint8 activations, "
                                "percentile 99.99 calibration", "calibration_samples": args.samples,
                                "float_nodes": convs[-1:], "from": args.model.name}

@@ -1,0 +1,160 @@
+"""Plate readers behind one interface, crop_plate, the model input, and `edge read --crops --json`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import main as edge_main
+from edge.config import CameraConfig, MODELS_DIR
+from edge.errors import ModelError
+from edge.plates.image import is_two_line, plate_colour, plate_input
+from edge.read import OnnxReader, TesseractReader, crop_plate, load_reader
+from edge.types import Box, Detection, PlateColour, PlateReading
+from models.train.render import random_plate
+
+MODEL = MODELS_DIR / "reader.onnx"
+needs_model = pytest.mark.skipif(not MODEL.is_file(), reason="models/reader.onnx not built")
+needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract program not installed")
+
+# Clean, front-on plates of several formats; the reader must read nearly all of them exactly.
+CLEAN = [("GB", "AB12CDE", "yellow"), ("GB", "KX68LMN", "white"), ("GB", "P452RTW", "yellow"),
+         ("SK", "BA302CZ", "white"), ("DE", "MZG4821", "white"), ("ES", "4821BCD", "white")]
+
+
+def _plates(lines: int = 1) -> list:
+    rng = np.random.default_rng(11)
+    return [random_plate(rng, c, text=t, colour=col, lines=lines, height_px=80) for c, t, col in CLEAN]
+
+
+@pytest.fixture(scope="module")
+def reader():
+    if not MODEL.is_file():
+        pytest.skip("models/reader.onnx not built")
+    # A camera that expects these countries' plates (GB first): each plate is then read in its own format.
+    return load_reader(CameraConfig().with_overrides(reader={"countries": ("GB", "SK", "DE", "ES")}))
+
+
+@needs_model
+def test_gb_camera_prefers_gb_formats():
+    gb_only = load_reader(CameraConfig())
+    readings = gb_only.read([p.image for p in _plates()[:3]])
+    assert [r.text for r in readings] == [t for _, t, _ in CLEAN[:3]]
+    assert all(r.country == "GB" for r in readings)
+    assert readings[0].plate_format == "gb_current" and readings[2].plate_format == "gb_prefix"
+
+
+@needs_model
+def test_onnx_reader_reads_rendered_plates(reader):
+    readings = reader.read([p.image for p in _plates()])
+    assert all(isinstance(r, PlateReading) for r in readings)
+    assert sum(r.text == p.text for r, p in zip(readings, _plates())) >= len(CLEAN) - 1, [r.text for r in readings]
+    # Every reading fits a configured format; where formats overlap (4821BCD is also a GB dateless
+    # mark) the first configured country wins, so only the unambiguous Slovak plate is checked by name.
+    assert all(r.country in ("GB", "SK", "DE", "ES") for r in readings)
+    assert readings[3].country == "SK"
+    gb = readings[0]
+    assert gb.backend == reader.name and reader.name.startswith("onnx:reader-")
+    assert gb.colour is PlateColour.YELLOW and readings[1].colour is PlateColour.WHITE
+    assert len(gb.char_confidences) == len(gb.text) and 0.0 <= gb.confidence <= 1.0
+    assert set(reader.models) == {"reader.onnx"} and len(reader.models["reader.onnx"]) == 64
+
+
+@needs_model
+def test_onnx_reader_reads_two_line_plates(reader):
+    readings = reader.read([p.image for p in _plates(lines=2)[:3]])
+    assert sum(r is not None and r.text == t for r, (_, t, _) in zip(readings, CLEAN)) >= 2
+
+
+@needs_model
+def test_onnx_reader_handles_empty_batches_and_unreadable_crops(reader):
+    assert reader.read([]) == []
+    blank = np.full((40, 160, 3), 128, np.uint8)
+    out = reader.read([np.zeros((1, 1, 3), np.uint8), blank])
+    assert out[0] is None
+    assert out[1] is None or isinstance(out[1], PlateReading)
+
+
+def test_missing_model_names_the_file(tmp_path):
+    cfg = CameraConfig().with_overrides(reader={"model": tmp_path / "nope.onnx"})
+    with pytest.raises(ModelError, match="nope.onnx"):
+        load_reader(cfg)
+
+
+@needs_tesseract
+def test_tesseract_backend_same_interface():
+    cfg = CameraConfig().with_overrides(reader={"backend": "tesseract"})
+    reader = load_reader(cfg)
+    assert isinstance(reader, TesseractReader) and reader.name == "tesseract" and reader.models == {}
+    p = random_plate(np.random.default_rng(3), "GB", text="AB12CDE", colour="white", lines=1, height_px=100)
+    out = reader.read([p.image, np.zeros((2, 2, 3), np.uint8)])
+    assert len(out) == 2 and out[1] is None
+    assert out[0] is None or (isinstance(out[0], PlateReading) and out[0].backend == "tesseract")
+
+
+def test_crop_plate_box_margin_and_clipping():
+    img = np.zeros((100, 200, 3), np.uint8)
+    crop = crop_plate(img, Detection(Box(50, 40, 100, 20), 0.9), margin=0.1)
+    assert crop.shape[:2] == (24, 120)
+    edge = crop_plate(img, Detection(Box(190, 90, 30, 20), 0.9), margin=0.0)
+    assert edge.shape[:2] == (10, 10)
+
+
+def test_crop_plate_rectifies_with_corners():
+    # A plate drawn as a skewed quadrilateral comes back as an upright rectangle.
+    img = np.zeros((200, 300, 3), np.uint8)
+    quad = np.float32([[60, 80], [240, 60], [240, 110], [60, 130]])
+    cv2.fillPoly(img, [quad.astype(np.int32)], (255, 255, 255))
+    det = Detection(Box(60, 60, 180, 70), 0.9, corners=tuple(map(tuple, quad.tolist())))
+    crop = crop_plate(img, det, margin=0.0)
+    assert crop.shape[1] > 3 * crop.shape[0]
+    assert crop[crop.shape[0] // 2].mean() > 200  # all plate, no black background across the middle row
+
+
+def test_model_input_splits_two_line_plates_side_by_side():
+    two = random_plate(np.random.default_rng(1), "GB", text="AB12CDE", lines=2, height_px=100).image
+    one = random_plate(np.random.default_rng(1), "GB", text="AB12CDE", lines=1, height_px=60).image
+    assert is_two_line(two) and not is_two_line(one)
+    x = plate_input(two, 32, 128)
+    assert x.shape == (32, 128) and x.dtype == np.float32 and -1.0 <= x.min() and x.max() <= 1.0
+
+
+def test_plate_colour():
+    yellow = np.full((30, 120, 3), (20, 200, 250), np.uint8)
+    white = np.full((30, 120, 3), (235, 238, 240), np.uint8)
+    grey = np.full((30, 120, 3), 200, np.uint8)
+    assert plate_colour(yellow) is PlateColour.YELLOW
+    assert plate_colour(white) is PlateColour.WHITE
+    assert plate_colour(grey) is PlateColour.UNKNOWN  # an infrared image carries no colour
+
+
+@needs_model
+def test_cli_read_crops_json(tmp_path, capsys):
+    for i, p in enumerate(_plates()[:2]):
+        cv2.imwrite(str(tmp_path / f"plate{i}.png"), p.image)
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    rc = edge_main(["read", "--crops", "--json", str(tmp_path)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 1  # one file could not be read
+    objs = [json.loads(line) for line in lines]
+    assert [Path(o["image"]).name for o in objs] == ["broken.jpg", "plate0.png", "plate1.png"]
+    assert "error" in objs[0]
+    for o in objs[1:]:
+        assert set(o) >= {"image", "width", "height", "plates", "ms"} and o["ms"] > 0
+        assert len(o["plates"]) <= 1
+        for plate in o["plates"]:
+            assert plate["box"] == [0, 0, o["width"], o["height"]]
+            assert plate["text"].isalnum() and 0 <= plate["confidence"] <= 1
+
+
+@needs_model
+def test_cli_read_crops_all_good_exit_zero(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), _plates()[0].image)
+    assert edge_main(["read", "--crops", "--json", str(tmp_path / "a.png")]) == 0
+    (obj,) = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert obj["plates"][0]["text"] == "AB12CDE"
