@@ -57,6 +57,9 @@ def _readable(crop: np.ndarray) -> bool:
     return isinstance(crop, np.ndarray) and crop.ndim in (2, 3) and crop.shape[0] >= 4 and crop.shape[1] >= 8
 
 
+WEAK_CONFIDENCE = 0.5  # below this (or fitting no format) a reading is retried with the input negated
+
+
 class OnnxReader:
     """The project's CTC recogniser (models/reader.onnx or its INT8 variant) plus grammar decoding."""
 
@@ -76,14 +79,27 @@ class OnnxReader:
         """The model's raw output (N, T, 37) for readable crops (for evaluation and debugging)."""
         return self.model.run(batch_input(list(crops), self.height, self.width))[0]
 
+    def _weak(self, decoded: list[Decoded]) -> bool:
+        return not decoded or decoded[0].plate_format is None or decoded[0].confidence < WEAK_CONFIDENCE
+
     def read(self, crops: Sequence[np.ndarray]) -> list[PlateReading | None]:
         out: list[PlateReading | None] = [None] * len(crops)
         idx = [i for i, c in enumerate(crops) if _readable(c)]
         if not idx:
             return out
-        probs = self.frame_probabilities([crops[i] for i in idx])
-        for i, p in zip(idx, probs):
-            decoded = decode(best_path(p), self.countries, self.max_alternatives)
+        x = batch_input([crops[i] for i in idx], self.height, self.width)
+        probs = self.model.run(x)[0]
+        results = [decode(best_path(p), self.countries, self.max_alternatives) for p in probs]
+        # Light characters on a dark plate read badly: weak readings are tried again negated,
+        # and the better-scoring of the two is kept (only hard crops pay for a second run).
+        weak = [k for k, d in enumerate(results) if self._weak(d)]
+        if weak:
+            again = self.model.run(-x[weak])[0]
+            for k, p in zip(weak, again):
+                d = decode(best_path(p), self.countries, self.max_alternatives)
+                if d and (not results[k] or d[0].score > results[k][0].score):
+                    results[k] = d
+        for i, decoded in zip(idx, results):
             out[i] = _reading(decoded, crops[i], self.name)
         return out
 

@@ -94,6 +94,9 @@ FORMATS: tuple[PlateFormat, ...] = (
     # --- Europe ---
     PlateFormat("sk", "SK", (((L, 2, 2), (D, 3, 3), (L, 2, 2)),), "BA123XY"),
     PlateFormat("cz", "CZ", (((NZ, 1, 1), (CZ_REGION, 1, 1), (A, 1, 1), (D, 4, 4)),), "1A23456"),
+    # Czechoslovak plates (1960-2001), still on the road: district letters and 'NN-NN'.
+    PlateFormat("sk_old", "SK", (((L, 3, 3), (D, 4, 4)),), "BZM2227"),
+    PlateFormat("cz_old", "CZ", (((L, 3, 3), (D, 4, 4)),), "ABC1234"),
     PlateFormat("de", "DE", (((L, 1, 3), (L, 1, 2), (NZ, 1, 1), (D, 0, 3)),), "BAB1234", max_len=8),
     PlateFormat("fr", "FR", (((FR_L, 2, 2), (D, 3, 3), (FR_L, 2, 2)),), "AB123CD"),
     PlateFormat("nl", "NL", (

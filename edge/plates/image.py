@@ -34,7 +34,11 @@ def _split_rows(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stretch(grey: np.ndarray) -> np.ndarray:
-    """Contrast stretch between the 2nd and 98th percentiles, to [-1, 1]: exposure stops mattering."""
+    """Contrast stretch between the 2nd and 98th percentiles, to [-1, 1]: exposure stops mattering.
+
+    The model reads dark characters on a light plate; light-on-dark plates (black-and-silver,
+    some Czech and US plates) are read from the negated input (see edge.read.OnnxReader).
+    """
     lo, hi = np.percentile(grey, (2, 98))
     scale = 2.0 / max(float(hi - lo), 16.0)
     return np.clip((grey.astype(np.float32) - float(lo)) * scale - 1.0, -1.0, 1.0)

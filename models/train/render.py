@@ -326,8 +326,8 @@ _EU_BLUE = (153, 51, 0)
 
 
 def _default_colour(rng: np.random.Generator, country: str) -> str:
-    if country == "GB":
-        return "yellow" if rng.random() < 0.55 else "white"
+    if country == "GB":  # a few historic black-and-silver plates
+        return "black" if rng.random() < 0.02 else ("yellow" if rng.random() < 0.55 else "white")
     if country == "NL":
         return "yellow" if rng.random() < 0.8 else "white"
     if country == "BR":
