@@ -19,6 +19,7 @@ vehicle check: the tracks the tracker emits compared with the true vehicle passe
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -301,6 +302,9 @@ def speed(images: Sequence[ImageOutcome], wall_s: float, extra_timings: Sequence
         "wall_fps": round(len(timed) / wall_s, 2) if wall_s > 0 else 0.0,
         "stages_ms": per_stage,
         "peak_rss_mb": peak_rss_mb(),
+        # Timings from a machine shared with other work are slower than its quiet figures; say how busy it was.
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "cpu_count": os.cpu_count(),
     }
 
 
@@ -542,12 +546,13 @@ def format_table(results: Sequence[BenchResult]) -> str:
         ("character accuracy", "char_acc", "{:.1%}"),
         ("median ms (end to end)", "median_ms", "{:.1f}"), ("p95 ms", "p95_ms", "{:.1f}"), ("p99 ms", "p99_ms", "{:.1f}"),
         ("decode median ms", "decode_median_ms", "{:.1f}"), ("x decode", "ratio_to_decode", "{:.2f}"),
-        ("frames / s (1 / mean ms)", "fps", "{:.1f}"), ("frames / s (wall clock)", "wall_fps", "{:.1f}"), ("peak memory MB", "peak_rss_mb", "{:.0f}"),
+        ("frames / s (1 / mean ms)", "fps", "{:.1f}"), ("frames / s (wall clock)", "wall_fps", "{:.1f}"),
+        ("load average at the end", "load_avg_1m", "{:.2f}"), ("peak memory MB", "peak_rss_mb", "{:.0f}"),
     ]
     head = ["", *(r.backend for r in results)]
     lines = [head]
     for label, key, fmt in rows:
-        lines.append([label, *(fmt.format(r.summary.get(key, 0)) for r in results)])
+        lines.append([label, *("n/a" if r.summary.get(key) is None else fmt.format(r.summary[key]) for r in results)])
     stages = sorted({k for r in results for k in r.summary.get("stages_ms", {})} - {"total"}, key=_stage_order)
     for st in stages:
         lines.append([f"  {st} median / p95 ms", *(

@@ -88,6 +88,7 @@ def _summary_table(results: Sequence[BenchResult]) -> str:
         ("frames per second (1 / mean ms)", "fps", lambda x: f"{x:.1f}"),
         ("frames per second (wall clock)", "wall_fps", lambda x: f"{x:.1f}"),
         ("peak memory MB", "peak_rss_mb", lambda x: f"{x:.0f}"),
+        ("machine load average (1 min) at the end", "load_avg_1m", lambda x: f"{x:.2f}" if x is not None else "n/a"),
     ]
     table_rows = []
     for label, key, fmt in rows:
