@@ -246,8 +246,9 @@ def accuracy(images: Sequence[ImageOutcome], fold: dict[str, str] | None = None)
         "plates": len(plates),
         "plates_with_box": len(boxed),
         "plates_with_text": len(texted),
-        "det_recall": _ratio(sum(1 for p in boxed if p.detected), len(boxed)),
-        "det_precision": _ratio(sum(1 for p in boxed if p.detected), n_det),
+        # No boxes (a folder of crops): detection was not measured, which is not the same as 0.
+        "det_recall": _ratio(sum(1 for p in boxed if p.detected), len(boxed)) if boxed else None,
+        "det_precision": _ratio(sum(1 for p in boxed if p.detected), n_det) if boxed else None,
         "false_pos_per_image": _ratio(n_fp, len(images)),
         "read_exact": _ratio(sum(1 for p in texted if exact(p)), len(texted)),
         "read_exact_detected": _ratio(sum(1 for p in detected_texted if exact(p)), len(detected_texted)),

@@ -71,7 +71,7 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _pct(x: Any) -> str:
-    return f"{float(x):.1%}"
+    return "n/a" if x is None else f"{float(x):.1%}"
 
 
 def _summary_table(results: Sequence[BenchResult]) -> str:
