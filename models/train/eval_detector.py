@@ -154,6 +154,7 @@ def _sheet(crops: list[np.ndarray], cols: int = 6) -> np.ndarray:
 
 def latency(detector: OnnxPlateDetector, datasets: Path, frames: int) -> dict:
     """detect() on 1920x1080 frames, one thread: median and p95 in ms, plus the model call alone."""
+    cv2.setNumThreads(1)  # one core means OpenCV's resize too, not only onnxruntime
     images = []
     for folder in TEST_FOLDERS:
         if (datasets / folder).is_dir():

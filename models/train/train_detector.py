@@ -167,8 +167,11 @@ def train(args: argparse.Namespace) -> Path:
         prefetch_factor=4 if args.workers else None,
     )
     net = PlateNet()
+    init_meta = None
     if args.init:  # fine-tune from an earlier run (the schedule restarts)
-        net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+        init = torch.load(args.init, map_location="cpu", weights_only=False)
+        net.load_state_dict(init["model"])
+        init_meta = init.get("meta")
     net = net.to(device).to(memory_format=torch.channels_last)
     decay = [p for n, p in net.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
@@ -209,7 +212,7 @@ def train(args: argparse.Namespace) -> Path:
             log.append(row)
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     ckpt = out / "detector.pt"
-    meta = {"init": str(args.init) if args.init else None, "steps": step, "batch": args.batch, "seed": args.seed, "minutes": round((time.time() - t0) / 60, 2), "version": VERSION}
+    meta = {"init": init_meta, "steps": step, "lr": args.lr, "real_fraction": args.real_fraction, "batch": args.batch, "seed": args.seed, "minutes": round((time.time() - t0) / 60, 2), "version": VERSION}
     torch.save({"model": net.state_dict(), "meta": meta}, ckpt)
     (out / "train_log.json").write_text(json.dumps({"meta": meta, "log": log}, indent=1))
     print(f"saved {ckpt} after {step} steps ({meta['minutes']} min)", flush=True)
