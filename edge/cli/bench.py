@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.with_overrides(detector={"threads": args.threads}, reader={"threads": args.threads})
     backends = parse_backends(args.backends, cfg.reader.backend.value)
     fold = parse_fold(args.fold)
+    _check_folder(args.folder)
     if not select_images(args.folder, args.split, args.limit):  # a bad folder fails before models load
         raise ConfigError(f"{args.folder}: no labelled images (split {args.split})")
     if len(backends) == 1:
@@ -118,6 +119,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(results))
     return 1 if failed else 0
+
+
+def _check_folder(folder: Path) -> None:
+    """A parent of labelled folders (sample_frames/) is a common slip: name the ones inside."""
+    if folder.is_dir() and not (folder / "labels.csv").is_file():
+        inside = sorted(p.name for p in folder.iterdir() if (p / "labels.csv").is_file())
+        if inside:
+            raise ConfigError(f"{folder}: not a labelled folder itself; bench one of those in it: {', '.join(inside)}")
 
 
 def _run_one(args: argparse.Namespace, cfg: Any, backend: str, fold: dict[str, str]) -> Any:

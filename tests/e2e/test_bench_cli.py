@@ -86,6 +86,11 @@ def test_not_a_labelled_folder_is_a_usage_error(tmp_path: Path, capsys) -> None:
     assert "labels.csv" in capsys.readouterr().err
 
 
+def test_a_parent_of_labelled_folders_names_them(capsys) -> None:
+    assert main(["bench", str(SAMPLES)]) == 2
+    assert "seq_day_rear" in capsys.readouterr().err
+
+
 @have_models
 def test_real_engine_on_a_sample_sequence() -> None:
     proc = subprocess.run([sys.executable, "-m", "edge", "-q", "bench", str(SAMPLES / "seq_day_front"), "--json"],
