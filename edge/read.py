@@ -10,6 +10,7 @@ the recognisers alone. A reading is None when nothing legible was found in the c
 from __future__ import annotations
 
 import logging
+import math
 import re
 import shutil
 from typing import Protocol, Sequence
@@ -40,7 +41,13 @@ def _reading(decoded: list[Decoded], crop: np.ndarray, backend: str) -> PlateRea
     if not decoded or not decoded[0].text:
         return None
     best = decoded[0]
-    alternatives = tuple(Alternative(d.text, d.confidence) for d in decoded[1:] if d.text)
+    # An alternative's confidence is the reading's scaled by how much worse it ranked, so the
+    # list is in confidence order and never claims more than the reading itself.
+    alternatives = tuple(
+        Alternative(d.text, float(best.confidence * math.exp(min(0.0, d.score - best.score))))
+        for d in decoded[1:]
+        if d.text
+    )
     return PlateReading(
         text=best.text,
         confidence=best.confidence,

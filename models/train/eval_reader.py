@@ -25,16 +25,18 @@ from edge.config import CameraConfig
 from edge.onnx import load_model
 from edge.plates.decode import best_path
 from edge.read import OnnxReader, TesseractReader
-from models.train.reader_data import exact_crop, real_crops
+from models.train.reader_data import RealCrop, exact_crop, load_prepared, real_crops
 
 COUNTRIES = {  # what a camera in that region would be configured with (other European formats are still tried)
     "openalpr_benchmarks_eu": ("SK", "CZ"),
     "openalpr_benchmarks_br": ("BR",),
     "openalpr_benchmarks_us": ("US",),
     "openalpr_us_plate_crops": ("US",),
+    "synthetic_gb": ("GB",),
 }
 SHORT = {"openalpr_benchmarks_eu": "eu", "openalpr_benchmarks_br": "br", "openalpr_benchmarks_us": "us",
-         "openalpr_us_plate_crops": "us_crops"}
+         "openalpr_us_plate_crops": "us_crops", "synthetic_gb": "gb_synth"}
+SYNTHETIC_SEED = 9_000_000_000  # far from the training stream's seeds (about 2e13 and up)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -99,6 +101,38 @@ def model_latency(path: Path, runs: int = 300) -> float:
     return float(np.median(ts))
 
 
+def synthetic_gb(n: int) -> list[RealCrop]:
+    """Rendered UK plates as a camera sees them (no real UK crops with ground truth exist):
+    seeds the training stream never draws, every GB format, the same augmentation as training."""
+    from models.train import augment, render
+
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(SYNTHETIC_SEED + i)
+        char_px = augment.random_char_height(rng)
+        plate = render.random_plate(rng, "GB", height_px=int(np.clip(char_px / 0.7 * 1.6, 40, 140)))
+        crop = augment.camera_crop(rng, plate.image, 0.7 if plate.lines == 1 else 0.35, char_px)
+        out.append(RealCrop(crop, None, plate.text, "synthetic_gb", f"gb{i:04d}_{plate.plate_format}"))
+    return out
+
+
+def save_crops(crops, folder: Path) -> None:
+    """The exact test crops as PNG files with an index (the `reader_data` layout, no context)."""
+    import csv
+
+    import cv2
+
+    (folder / "crops").mkdir(parents=True, exist_ok=True)
+    with open(folder / "crops.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "plate", "dataset", "x", "y", "w", "h"])
+        for i, c in enumerate(crops):
+            name = f"{i:04d}_{Path(c.name).stem}.png"
+            cv2.imwrite(str(folder / "crops" / name), exact_crop(c))
+            w.writerow([name, c.text, c.dataset, "", "", "", ""])
+    print(f"{len(crops)} test crops in {folder}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
@@ -106,10 +140,23 @@ def main() -> None:
     ap.add_argument("--tesseract", action="store_true", help="also measure the tesseract backend")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--errors", action="store_true", help="print every misread (label -> reading)")
+    ap.add_argument("--save-crops", type=Path, help="write the test crops (PNG + crops.csv) here, e.g. to carry to "
+                    "another machine for latency figures, and stop")
+    ap.add_argument("--synthetic-gb", type=int, default=0, metavar="N",
+                    help="also N rendered UK plates (held-out seeds), reported as gb_synth")
+    ap.add_argument("--crops-dir", type=Path, help="read test crops written by --save-crops instead of --datasets")
     args = ap.parse_args()
 
-    crops = real_crops(args.datasets, "test")
-    counts = {SHORT[k]: sum(c.dataset == k for c in crops) for k in COUNTRIES}
+    if args.crops_dir:
+        crops = [c for c in load_prepared(args.crops_dir)]
+    else:
+        crops = real_crops(args.datasets, "test")
+    if args.synthetic_gb:
+        crops += synthetic_gb(args.synthetic_gb)
+    if args.save_crops:
+        save_crops(crops, args.save_crops)
+        return
+    counts = {SHORT[k]: sum(c.dataset == k for c in crops) for k in COUNTRIES if any(c.dataset == k for c in crops)}
     print(f"test crops: {counts}")
     results = []
     for path in args.model:

@@ -62,6 +62,8 @@ def test_onnx_reader_reads_rendered_plates(reader):
     assert gb.backend == reader.name and reader.name.startswith("onnx:reader-")
     assert gb.colour is PlateColour.YELLOW and readings[1].colour is PlateColour.WHITE
     assert len(gb.char_confidences) == len(gb.text) and 0.0 <= gb.confidence <= 1.0
+    confs = [gb.confidence] + [a.confidence for a in gb.alternatives]
+    assert confs == sorted(confs, reverse=True) and gb.text not in [a.text for a in gb.alternatives]
     assert set(reader.models) == {"reader.onnx"} and len(reader.models["reader.onnx"]) == 64
 
 
