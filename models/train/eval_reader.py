@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.config import CameraConfig
 from edge.onnx import load_model
-from edge.plates.decode import best_path
-from edge.read import OnnxReader, TesseractReader
+from edge.plates.decode import best_path, decode
+from edge.plates.image import batch_input
 from models.train.reader_data import RealCrop, exact_crop, load_prepared, real_crops
 
 COUNTRIES = {  # what a camera in that region would be configured with (other European formats are still tried)
@@ -86,6 +85,24 @@ def evaluate(name: str, make_reader, crops, with_raw: bool = False) -> dict:
     return out
 
 
+def plain_latency(path: Path, crops, countries=("SK", "CZ"), passes: int = 3) -> dict[str, float]:
+    """Preprocessing + model + decoding per crop, one thread, using only numpy, OpenCV and
+    onnxruntime (no pydantic: runs on a bare machine). Leaves out the negated retry of weak
+    readings and the colour estimate that `edge.read.OnnxReader` adds."""
+    m = load_model(path, threads=1)
+    h, w = m.sidecar.get("input", {}).get("shape", [1, 32, 128])[-2:]
+    images = [exact_crop(c) for c in crops]
+    for img in images[:30]:
+        m.run(batch_input([img], h, w))
+    ts = []
+    for _ in range(passes):
+        for img in images:
+            t0 = time.perf_counter()
+            decode(best_path(m.run(batch_input([img], h, w))[0][0]), countries)
+            ts.append((time.perf_counter() - t0) * 1000)
+    return {"median_ms": float(np.median(ts)), "p90_ms": float(np.percentile(ts, 90))}
+
+
 def model_latency(path: Path, runs: int = 300) -> float:
     """Model alone, one thread, batch of one: median ms."""
     m = load_model(path, threads=1)
@@ -144,6 +161,8 @@ def main() -> None:
                     "another machine for latency figures, and stop")
     ap.add_argument("--synthetic-gb", type=int, default=0, metavar="N",
                     help="also N rendered UK plates (held-out seeds), reported as gb_synth")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only time preprocessing + model + decoding per crop (numpy/OpenCV/onnxruntime alone)")
     ap.add_argument("--crops-dir", type=Path, help="read test crops written by --save-crops instead of --datasets")
     args = ap.parse_args()
 
@@ -156,6 +175,12 @@ def main() -> None:
     if args.save_crops:
         save_crops(crops, args.save_crops)
         return
+    if args.latency_only:
+        for path in args.model:
+            print(path.name, json.dumps(plain_latency(path, crops)))
+        return
+    from edge.read import OnnxReader, TesseractReader  # needs the full runtime (pydantic config)
+
     counts = {SHORT[k]: sum(c.dataset == k for c in crops) for k in COUNTRIES if any(c.dataset == k for c in crops)}
     print(f"test crops: {counts}")
     results = []
