@@ -160,3 +160,21 @@ def test_cli_read_crops_all_good_exit_zero(tmp_path, capsys):
     assert edge_main(["read", "--crops", "--json", str(tmp_path / "a.png")]) == 0
     (obj,) = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert obj["plates"][0]["text"] == "AB12CDE"
+
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
+
+
+@pytest.mark.shared_data
+@needs_model
+def test_reads_real_european_test_crops():
+    """A regression guard on real plates (the figures that count are in models/reader.md)."""
+    if not (SHARED / "openalpr_benchmarks_eu").is_dir():
+        pytest.skip("../shared/datasets not present")
+    from models.train.reader_data import exact_crop, real_crops
+
+    crops = [c for c in real_crops(SHARED, "test") if c.dataset == "openalpr_benchmarks_eu"]
+    reader = load_reader(CameraConfig().with_overrides(reader={"countries": ("SK", "CZ")}))
+    readings = reader.read([exact_crop(c) for c in crops])
+    exact = sum(r is not None and r.text == c.text for r, c in zip(readings, crops))
+    assert len(crops) >= 20 and exact >= 0.85 * len(crops)
