@@ -11,6 +11,7 @@ import pytest
 
 from edge.config import MODELS_DIR, CameraConfig
 from edge.detect import (
+    MAX_TILES,
     MIN_PLATE_INPUT_PX,
     OnnxPlateDetector,
     Window,
@@ -84,18 +85,32 @@ def test_windows_default_to_the_whole_frame_or_the_roi_bounding_box():
     assert plan_windows(1920, 1080, INPUT_HW, roi) == [Window(350, 300, 1250, 700)]
 
 
-def test_small_plates_are_tiled_so_they_stay_findable():
-    windows = plan_windows(1920, 1080, INPUT_HW, None, (40.0, 200.0))
-    assert 1 < len(windows) <= 6
-    # Every tile is small enough that a 40 px plate is at least close to the target size at the input...
+def _covers_frame(windows, w: int, h: int) -> bool:
+    covered = np.zeros((h, w), bool)
+    for win in windows:
+        covered[win.y : win.y + win.h, win.x : win.x + win.w] = True
+    return bool(covered.all())
+
+
+def test_small_plates_are_tiled_so_they_reach_the_findable_width():
+    windows = plan_windows(1920, 1080, INPUT_HW, None, (100.0, 200.0))
+    assert len(windows) > 1
     for w in windows:
-        scale = min(INPUT_HW[0] / w.h, INPUT_HW[1] / w.w)
-        assert 40 * scale >= MIN_PLATE_INPUT_PX * 0.7
-    # ...and the tiles cover the frame.
-    covered = np.zeros((1080, 1920), bool)
+        assert 100 * min(INPUT_HW[0] / w.h, INPUT_HW[1] / w.w) >= MIN_PLATE_INPUT_PX - 0.5
+    assert _covers_frame(windows, 1920, 1080)
+
+
+def test_tiling_is_capped_and_still_enlarges_very_small_plates():
+    whole = min(INPUT_HW[0] / 1080, INPUT_HW[1] / 1920)
+    windows = plan_windows(1920, 1080, INPUT_HW, None, (30.0, 200.0))
+    assert 1 < len(windows) <= MAX_TILES
     for w in windows:
-        covered[w.y : w.y + w.h, w.x : w.x + w.w] = True
-    assert covered.all()
+        assert min(INPUT_HW[0] / w.h, INPUT_HW[1] / w.w) >= 1.5 * whole
+    assert _covers_frame(windows, 1920, 1080)
+
+
+def test_plates_big_enough_need_no_tiles():
+    assert plan_windows(1920, 1080, INPUT_HW, None, (150.0, 400.0)) == [Window(0, 0, 1920, 1080)]
 
 
 # --------------------------------------------------------------------------- ROI with a stand-in network
