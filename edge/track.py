@@ -60,7 +60,7 @@ class _Track:
     sightings: list[_Sighting] = field(default_factory=list)
     best: Observation | None = None
     voted: PlateReading | None = None
-    leaving: bool = False
+    ended: bool = False  # emitted; kept a while only to absorb late sightings
 
     @property
     def last(self) -> _Sighting:
@@ -90,6 +90,7 @@ class Tracker:
     def __init__(self, cfg: TrackingSection) -> None:
         self.cfg = cfg
         self._open: list[_Track] = []
+        self._ended: list[_Track] = []  # emitted within the last timeout_s: late sightings of them are absorbed
         self._next_id = 1
 
     @property
@@ -99,7 +100,10 @@ class Tracker:
     def update(self, at: datetime, observations: list[Observation], frame_size: tuple[int, int] | None = None) -> list[TrackResult]:
         """Add one frame's observations (all from the frame at time `at`); return finished tracks."""
         finished = self._expire(at)
-        unmatched = self._associate(at, [o for o in observations if o.reading is not None and o.reading.text])
+        unmatched = self._associate(self._open, at, [o for o in observations if o.reading is not None and o.reading.text])
+        # A plate of a pass already emitted (e.g. half out of the frame as it leaves) is not a new vehicle.
+        self._ended = [t for t in self._ended if (at - t.last.time).total_seconds() <= self.cfg.timeout_s]
+        unmatched = self._associate(self._ended, at, unmatched)
         for obs in unmatched:
             track = _Track(self._next_id)
             self._next_id += 1
@@ -117,9 +121,10 @@ class Tracker:
 
     # -- association ---------------------------------------------------------
 
-    def _associate(self, at: datetime, observations: list[Observation]) -> list[Observation]:
+    def _associate(self, tracks: list[_Track], at: datetime, observations: list[Observation]) -> list[Observation]:
+        """Give each track at most one observation, best matches first; return the observations left over."""
         candidates: list[tuple[float, int, int]] = []
-        for ti, track in enumerate(self._open):
+        for ti, track in enumerate(tracks):
             pred = track.predicted_box(at)
             for oi, obs in enumerate(observations):
                 score = self._match_score(track, pred, obs)
@@ -132,7 +137,7 @@ class Tracker:
                 continue
             used_tracks.add(ti)
             used_obs.add(oi)
-            self._add(self._open[ti], observations[oi])
+            self._add(tracks[ti], observations[oi])
         return [o for i, o in enumerate(observations) if i not in used_obs]
 
     def _match_score(self, track: _Track, pred: Box, obs: Observation) -> float | None:
@@ -153,6 +158,8 @@ class Tracker:
 
     def _add(self, track: _Track, obs: Observation) -> None:
         track.sightings.append(_Sighting(obs.frame.timestamp, obs.detection.box, obs.reading))
+        if track.ended:
+            return
         track.voted = vote([s.reading for s in track.sightings])
         # Keep the frame whose reading best matches the vote; ties go to the larger (closer) plate.
         def merit(o: Observation) -> tuple[float, float, float]:
@@ -186,6 +193,8 @@ class Tracker:
             self._open.remove(t)
             if len(t.sightings) >= self.cfg.min_frames and t.best is not None and t.voted is not None:
                 results.append(self._result(t))
+                t.best, t.ended = None, True  # the frame goes with the result; the ended track keeps only its path
+                self._ended.append(t)
         return results
 
     def _result(self, t: _Track) -> TrackResult:

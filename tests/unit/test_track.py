@@ -97,3 +97,16 @@ def test_fast_plate_with_unstable_readings_stays_one_track():
     [result] = run(tr, frames)
     assert result.frames == 5
     assert result.direction is Direction.AWAY
+
+
+def test_plate_seen_again_half_out_of_frame_after_its_pass_ended_is_not_a_new_read():
+    tr = Tracker(TrackingSection(timeout_s=1.0))
+    size = (1280, 720)
+    assert tr.update(T0, [obs("LR69XKF", (1084, 379, 155, 38), 0.0)], size) == []
+    done = tr.update(T0 + timedelta(seconds=0.1), [obs("LR69XKF", (1104, 447, 159, 37), 0.1)], size)
+    assert [r.reading.text for r in done] == ["LR69XKF"]  # touching the right edge, moving right: left the scene
+    assert tr.update(T0 + timedelta(seconds=0.2), [obs("LR69XKP", (1120, 518, 155, 35), 0.2)], size) == []
+    assert tr.flush() == []
+    # Long after, the same place holds a new vehicle.
+    later = tr.update(T0 + timedelta(seconds=5), [obs("LR69XKP", (1120, 518, 155, 35), 5.0)], size)
+    assert later == [] and len(tr.flush()) == 1
