@@ -1,0 +1,30 @@
+"""Every configuration file the project ships must validate."""
+
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+from edge.config import load_camera_config, load_site_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CAMERAS = sorted(p for p in (ROOT / "examples").glob("*.toml") if p.name != "site.toml")
+CALIBRATIONS = sorted((ROOT / "calibration").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CAMERAS, ids=lambda p: p.name)
+def test_example_camera_files_validate(path):
+    load_camera_config(path)
+    assert main(["validate-config", str(path)]) == 0
+
+
+def test_example_site_file_validates():
+    site = load_site_config(ROOT / "examples" / "site.toml")
+    assert len(site.cameras) == 2
+
+
+@pytest.mark.parametrize("path", CALIBRATIONS, ids=lambda p: p.name)
+def test_shipped_calibration_files_validate(path):
+    from edge.calibrate.file import load_calibration
+
+    load_calibration(path)
