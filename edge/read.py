@@ -97,14 +97,16 @@ class OnnxReader:
         x = batch_input([crops[i] for i in idx], self.height, self.width)
         probs = self.model.run(x)[0]
         results = [decode(best_path(p), self.countries, self.max_alternatives) for p in probs]
-        # Light characters on a dark plate read badly: weak readings are tried again negated,
-        # and the better-scoring of the two is kept (only hard crops pay for a second run).
+        # Light characters on a dark plate read badly: weak readings are tried again negated
+        # (only hard crops pay for a second run). The negated reading is kept only when it fits
+        # a format and is more confident, so noise read from a negated ordinary plate never wins.
         weak = [k for k, d in enumerate(results) if self._weak(d)]
         if weak:
             again = self.model.run(-x[weak])[0]
             for k, p in zip(weak, again):
                 d = decode(best_path(p), self.countries, self.max_alternatives)
-                if d and (not results[k] or d[0].score > results[k][0].score):
+                before = results[k][0].confidence if results[k] else 0.0
+                if d and d[0].plate_format is not None and d[0].confidence > before:
                     results[k] = d
         for i, decoded in zip(idx, results):
             out[i] = _reading(decoded, crops[i], self.name)

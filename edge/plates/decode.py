@@ -175,7 +175,8 @@ def _candidates(lattice: Lattice) -> list[tuple[str, np.ndarray, float]]:
     if len(best) > 3:
         for drop, keep in ((0, slice(1, None)), (len(best) - 1, slice(None, -1))):
             p = float(probs[drop].max())
-            out.append((best[keep], probs[keep], math.log(max(1.0 - p, EDGE_DROP_FLOOR)) - math.log(max(p, _P_FLOOR))))
+            # Without the character: it was spurious (1 - p); with it, the text already pays log p.
+            out.append((best[keep], probs[keep], math.log(max(1.0 - p, EDGE_DROP_FLOOR))))
     return out
 
 
