@@ -241,10 +241,12 @@ def _us(rng):
     return [text[:3], text[3:]] if rng.random() < 0.6 else [text]
 
 
-def _br(rng):
-    if rng.random() < 0.5:
-        return [_pick(rng, LETTERS, 3), _pick(rng, DIGITS, 4)]  # grey plates until 2018
-    return [_pick(rng, LETTERS, 3) + _pick(rng, DIGITS, 1) + _pick(rng, LETTERS, 1) + _pick(rng, DIGITS, 2)]  # Mercosur
+def _br_old(rng):  # grey plates until 2018
+    return [_pick(rng, LETTERS, 3), _pick(rng, DIGITS, 4)]
+
+
+def _br_mercosur(rng):
+    return [_pick(rng, LETTERS, 3) + _pick(rng, DIGITS, 1) + _pick(rng, LETTERS, 1) + _pick(rng, DIGITS, 2)]
 
 
 def _generic(rng):
@@ -279,8 +281,7 @@ FORMATS: dict[str, list[tuple[str, float, Callable[[np.random.Generator], list[s
     "BE": [("be", 1.0, _be)],
     "NO": [("no", 1.0, _no)],
     "US": [("us_generic", 1.0, _us)],
-    "BR": [("br_old", 0.5, lambda r: [_pick(r, LETTERS, 3), _pick(r, DIGITS, 4)]),
-           ("br_mercosur", 0.5, lambda r: [_pick(r, LETTERS, 3) + _pick(r, DIGITS, 1) + _pick(r, LETTERS, 1) + _pick(r, DIGITS, 2)])],
+    "BR": [("br_old", 0.5, _br_old), ("br_mercosur", 0.5, _br_mercosur)],
     "XX": [("generic", 1.0, _generic)],
 }
 # How often each country is drawn when none is asked for: the UK first, Europe next, then the rest.
