@@ -205,7 +205,8 @@ class OnnxPlateDetector:
         self.models = {model.path.name: model.sha256}
         self._plans: dict[tuple[int, int], tuple[list[Window], list | None, tuple[float, float] | None]] = {}
 
-    def _plan(self, frame_w: int, frame_h: int):
+    def plan(self, frame_w: int, frame_h: int) -> tuple[list[Window], list | None, tuple[float, float] | None]:
+        """Windows, ROI polygon and plate widths for frames of this size (cached: the camera keeps its size)."""
         key = (frame_w, frame_h)
         if key not in self._plans:
             roi, widths = _scaled_calibration(self.calibration, frame_w, frame_h)
@@ -232,8 +233,10 @@ class OnnxPlateDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         fh, fw = image.shape[:2]
-        windows, roi, widths = self._plan(fw, fh)
+        windows, roi, widths = self.plan(fw, fh)
         parts = [self.detect_window(image, w) for w in windows]
+        if len(windows) > 1:
+            parts = _drop_cut_at_seams(parts, windows)
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         corners = np.concatenate([p[2] for p in parts])
@@ -253,6 +256,26 @@ class OnnxPlateDetector:
         boxes, scores, corners = boxes[ok], scores[ok], corners[ok]
         keep = nms(boxes, scores, self.nms_iou)
         return [_detection(boxes[i], scores[i], corners[i], fw, fh) for i in keep]
+
+
+def _drop_cut_at_seams(parts: list[tuple[np.ndarray, ...]], windows: list[Window], margin: float = 2.0) -> list[tuple[np.ndarray, ...]]:
+    """Drop boxes touching a tile edge inside the frame: tiles overlap by the largest plate, so that
+    plate is whole in a neighbouring tile, and the cut half would survive NMS as a second box."""
+    x_lo, y_lo = min(w.x for w in windows), min(w.y for w in windows)
+    x_hi, y_hi = max(w.x + w.w for w in windows), max(w.y + w.h for w in windows)
+    kept = []
+    for (boxes, scores, corners), w in zip(parts, windows):
+        cut = np.zeros(len(boxes), bool)
+        if w.x > x_lo:
+            cut |= boxes[:, 0] <= w.x + margin
+        if w.y > y_lo:
+            cut |= boxes[:, 1] <= w.y + margin
+        if w.x + w.w < x_hi:
+            cut |= boxes[:, 0] + boxes[:, 2] >= w.x + w.w - margin
+        if w.y + w.h < y_hi:
+            cut |= boxes[:, 1] + boxes[:, 3] >= w.y + w.h - margin
+        kept.append((boxes[~cut], scores[~cut], corners[~cut]))
+    return kept
 
 
 def _detection(box: np.ndarray, score: float, corners: np.ndarray, fw: int, fh: int) -> Detection:

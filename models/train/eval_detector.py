@@ -231,7 +231,7 @@ def size_sweep(model, datasets: Path, widths: list[int], threshold: float, nms_i
                 times.append((time.perf_counter() - t0) * 1e3)
                 n += 1
                 hits += any(d.box.iou(truth) >= 0.5 for d in found)
-            row[mode] = {"windows": len(detector._plan(1920, 1080)[0]), "recall": round(hits / max(n, 1), 4), "plates": n, "detect_median_ms": round(statistics.median(times), 1) if times else None}
+            row[mode] = {"windows": len(detector.plan(1920, 1080)[0]), "recall": round(hits / max(n, 1), 4), "plates": n, "detect_median_ms": round(statistics.median(times), 1) if times else None}
         rows.append(row)
     return rows
 

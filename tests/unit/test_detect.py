@@ -166,6 +166,17 @@ def test_boxes_of_implausible_width_for_the_calibration_are_dropped():
     assert len(det.detect(_frame_with_plate(800, 500, 380, 80))) == 1
 
 
+def test_a_plate_across_a_tile_seam_is_found_once_and_whole():
+    cal = SimpleNamespace(roi=None, plate_width_px=(100.0, 200.0))
+    det = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal)
+    windows = det.plan(1920, 1080)[0]
+    assert len(windows) > 1
+    seam = windows[0].x + windows[0].w  # the first tile's right edge, inside the frame
+    found = det.detect(_frame_with_plate(seam - 80, 300, 160, 36))
+    assert len(found) == 1
+    assert found[0].box.iou(Box(seam - 80, 300, 160, 36)) > 0.9
+
+
 def test_a_frame_of_another_size_than_the_calibration_rescales_the_roi():
     cal = SimpleNamespace(roi=((500.0, 300.0), (950.0, 300.0), (950.0, 530.0), (500.0, 530.0)), plate_width_px=None, image_size=(960, 540))
     det = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal)
