@@ -43,7 +43,8 @@ def isotonic_fit(scores, correct, weights=None) -> tuple[np.ndarray, np.ndarray]
     blocks: list[list[float]] = []
     for x, wt, yt in zip(uniq, wsum, ysum):
         blocks.append([wt, yt, x * wt])
-        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][0] > blocks[-1][1] / blocks[-1][0]:
+        # Pool on ties too (>=): equal neighbouring levels carry no information, only knots.
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][0] >= blocks[-1][1] / blocks[-1][0]:
             w2, y2, x2 = blocks.pop()
             blocks[-1][0] += w2
             blocks[-1][1] += y2

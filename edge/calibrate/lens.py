@@ -120,13 +120,20 @@ def calibrate_lens(images: list[Path], cols: int, rows: int, square_mm: float, d
         )
     assert size is not None
     model = distortion
-    if model == "auto":
-        # A first, radial-only fit is stable enough to tell a narrow lens from a wide one.
-        _, k0, _, _, _ = cv2.calibrateCamera(obj_points, img_points, size, None, None, flags=_flags("radial"))
-        hfov = math.degrees(2 * math.atan(size[0] / 2 / k0[0, 0]))
-        model = "radial" if hfov < NARROW_HFOV_DEG else "radial-tangential"
-        log.info("horizontal field of view %.1f deg: fitting %s distortion", hfov, model)
-    rms, k, d, _, _ = cv2.calibrateCamera(obj_points, img_points, size, None, None, flags=_flags(model))
+    # OpenCV's threaded solver sums in varying order (last digits differ run to run); one
+    # thread makes the fit, and so the calibration file, reproducible.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        if model == "auto":
+            # A first, radial-only fit is stable enough to tell a narrow lens from a wide one.
+            _, k0, _, _, _ = cv2.calibrateCamera(obj_points, img_points, size, None, None, flags=_flags("radial"))
+            hfov = math.degrees(2 * math.atan(size[0] / 2 / k0[0, 0]))
+            model = "radial" if hfov < NARROW_HFOV_DEG else "radial-tangential"
+            log.info("horizontal field of view %.1f deg: fitting %s distortion", hfov, model)
+        rms, k, d, _, _ = cv2.calibrateCamera(obj_points, img_points, size, None, None, flags=_flags(model))
+    finally:
+        cv2.setNumThreads(threads)
     return LensFit(k, np.asarray(d, dtype=np.float64).ravel()[:5], float(rms), size, tuple(used), tuple(skipped), model)
 
 
