@@ -169,9 +169,9 @@ class Camera:
         else:
             if self.gate is not None and self.tracker.open_tracks:
                 self.gate.moved(frame.image)  # keep the reference current while tracking
-            results = self.pipeline.process(frame.image)
+            results = self.pipeline.process(frame.image, skip=lambda d: self.tracker.is_settled(d.box, frame.timestamp))
             s.detections += len(results)
-            observations = [Observation(frame, r.detection, r.reading) for r in results if r.reading is not None]
+            observations = [Observation(frame, r.detection, r.reading) for r in results if r.reading is not None or r.skipped]
             finished = self.tracker.update(frame.timestamp, observations, (frame.width, frame.height))
         ms = (time.perf_counter() - t0) * 1e3
         s.frame_ms = ms if s.frames == 1 else 0.9 * s.frame_ms + 0.1 * ms

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -15,7 +15,8 @@ from edge.types import Detection, PlateReading
 @dataclass(frozen=True)
 class PlateResult:
     detection: Detection
-    reading: PlateReading | None  # None: found, but nothing legible
+    reading: PlateReading | None  # None: found, but nothing legible (or not read: see `skipped`)
+    skipped: bool = False  # not read because the caller already knows this plate (a settled track)
 
 
 @dataclass
@@ -70,14 +71,16 @@ class ImagePipeline:
             return undistort_patch(cal, image, detection.box.as_list(), 0.1)
         return crop_plate(image, detection)
 
-    def process(self, image: np.ndarray) -> list[PlateResult]:
+    def process(self, image: np.ndarray, skip: Callable[[Detection], bool] | None = None) -> list[PlateResult]:
+        """Plates of one image, most confident first. `skip(detection)` True: located but not read."""
         t0 = time.perf_counter()
         detections = self.detector.detect(image)
         t1 = time.perf_counter()
-        crops = [self.crop(image, d) for d in detections]
-        readings = self.reader.read(crops) if crops else []
+        skipped = [skip is not None and skip(d) for d in detections]
+        to_read = [d for d, s in zip(detections, skipped) if not s]
+        readings = iter(self.reader.read([self.crop(image, d) for d in to_read]) if to_read else [])
+        results = [PlateResult(d, None, True) if s else PlateResult(d, next(readings)) for d, s in zip(detections, skipped)]
         t2 = time.perf_counter()
         self.last_timings_ms = {"detect": (t1 - t0) * 1e3, "read": (t2 - t1) * 1e3}
-        results = [PlateResult(d, r) for d, r in zip(detections, readings)]
         results.sort(key=lambda r: r.reading.confidence if r.reading else -1.0, reverse=True)
         return results

@@ -28,6 +28,10 @@ _MAX_TEXT_JUMP_WIDTHS = 3.0
 # Overlap with, or distance (in plate widths) from, the predicted box within which an observation joins whatever it reads.
 _SURE_IOU = 0.3
 _SURE_JUMP_WIDTHS = 0.75
+# A track with this many confident readings agreeing with its vote is settled: its plate is located, not read.
+_SETTLED_READS = 3
+_SETTLED_CONFIDENCE = 0.9
+_REREAD_GROWTH = 1.25
 # A box this close to the frame edge, moving outwards, has left the scene.
 _EDGE_MARGIN = 0.02
 
@@ -51,7 +55,7 @@ class _Sighting:
 
     time: datetime
     box: Box
-    reading: PlateReading
+    reading: PlateReading | None  # None: located only (the track had settled)
 
 
 @dataclass
@@ -100,11 +104,14 @@ class Tracker:
     def update(self, at: datetime, observations: list[Observation], frame_size: tuple[int, int] | None = None) -> list[TrackResult]:
         """Add one frame's observations (all from the frame at time `at`); return finished tracks."""
         finished = self._expire(at)
-        unmatched = self._associate(self._open, at, [o for o in observations if o.reading is not None and o.reading.text])
+        # Located-only observations extend tracks; a reading of nothing legible is no evidence at all.
+        unmatched = self._associate(self._open, at, [o for o in observations if o.reading is None or o.reading.text])
         # A plate of a pass already emitted (e.g. half out of the frame as it leaves) is not a new vehicle.
         self._ended = [t for t in self._ended if (at - t.last.time).total_seconds() <= self.cfg.timeout_s]
         unmatched = self._associate(self._ended, at, unmatched)
         for obs in unmatched:
+            if obs.reading is None:
+                continue  # its track ended meanwhile; nothing to start a new one with
             track = _Track(self._next_id)
             self._next_id += 1
             self._add(track, obs)
@@ -114,6 +121,18 @@ class Tracker:
         while len(self._open) > self.cfg.max_tracks:
             finished += self._finish([min(self._open, key=lambda t: t.last.time)])
         return finished
+
+    def is_settled(self, box: Box, at: datetime) -> bool:
+        """Whether `box` is where an open track that has settled on its reading is heading: no need to read it again."""
+        for t in self._open:
+            if t.voted is None or len(t.sightings) < _SETTLED_READS:
+                continue
+            agreeing = [s for s in t.sightings if s.reading is not None and s.reading.text == t.voted.text and s.reading.confidence >= _SETTLED_CONFIDENCE]
+            # A plate that has grown well past the kept frame's is read again, so imagery stays near the closest view.
+            grown = t.best is not None and box.w > _REREAD_GROWTH * t.best.detection.box.w
+            if len(agreeing) >= _SETTLED_READS and not grown and self._near(t.predicted_box(at), box):
+                return True
+        return False
 
     def flush(self) -> list[TrackResult]:
         """Finish every open track (end of source, shutdown)."""
@@ -143,12 +162,10 @@ class Tracker:
     def _match_score(self, track: _Track, pred: Box, obs: Observation) -> float | None:
         box = obs.detection.box
         iou = pred.iou(box)
-        sim = text_similarity(track.voted.text if track.voted else "", obs.reading.text)
-        (px, py), (ox, oy) = pred.center, box.center
-        jump = ((px - ox) ** 2 + (py - oy) ** 2) ** 0.5 / max(pred.w, box.w)
-        same_size = 0.7 <= box.w / pred.w <= 1.4
+        sim = text_similarity(track.voted.text, obs.reading.text) if obs.reading and track.voted else 0.0
+        jump = _jump(pred, box)
         # Where the track was heading, at its size: the same plate, however badly this frame read.
-        if iou >= _SURE_IOU or (jump <= _SURE_JUMP_WIDTHS and same_size):
+        if self._near(pred, box):
             return 2.0 + iou + sim - jump / 10
         if iou >= self.cfg.min_iou and sim >= self.cfg.min_text_similarity * 0.5:
             return 1.0 + iou + sim
@@ -156,11 +173,15 @@ class Tracker:
             return sim - jump / (10 * _MAX_TEXT_JUMP_WIDTHS)
         return None
 
+    @staticmethod
+    def _near(pred: Box, box: Box) -> bool:
+        return pred.iou(box) >= _SURE_IOU or (_jump(pred, box) <= _SURE_JUMP_WIDTHS and 0.7 <= box.w / pred.w <= 1.4)
+
     def _add(self, track: _Track, obs: Observation) -> None:
         track.sightings.append(_Sighting(obs.frame.timestamp, obs.detection.box, obs.reading))
-        if track.ended:
+        if track.ended or obs.reading is None:
             return
-        track.voted = vote([s.reading for s in track.sightings])
+        track.voted = vote([s.reading for s in track.sightings if s.reading is not None])
         # Keep the frame whose reading best matches the vote; ties go to the larger (closer) plate.
         def merit(o: Observation) -> tuple[float, float, float]:
             return (float(o.reading.text == track.voted.text), o.reading.confidence, o.detection.box.w)
@@ -210,6 +231,12 @@ class Tracker:
             observations=(t.best,),
             path=tuple((s.time, s.box) for s in t.sightings),
         )
+
+
+def _jump(pred: Box, box: Box) -> float:
+    """Distance between box centres, in plate widths."""
+    (px, py), (ox, oy) = pred.center, box.center
+    return ((px - ox) ** 2 + (py - oy) ** 2) ** 0.5 / max(pred.w, box.w)
 
 
 def image_direction(first: Box, last: Box) -> Direction:

@@ -144,11 +144,15 @@ class PlateReading:
 
 @dataclass(frozen=True)
 class Observation:
-    """One plate in one frame: where it was and what it read."""
+    """One plate in one frame: where it was and what it read.
+
+    `reading` is None when the plate was located but not read, because its track had
+    already settled on a reading (reading costs more than detection).
+    """
 
     frame: Frame
     detection: Detection
-    reading: PlateReading
+    reading: PlateReading | None
 
 
 class Direction(str, Enum):

@@ -4,7 +4,7 @@ import pytest
 
 from edge.config import TrackingSection
 from edge.track import Tracker, image_direction, text_similarity, vote
-from edge.types import Box, Direction
+from edge.types import Box, Direction, Observation
 from tests.builders import T0, obs, reading
 
 
@@ -110,3 +110,28 @@ def test_plate_seen_again_half_out_of_frame_after_its_pass_ended_is_not_a_new_re
     # Long after, the same place holds a new vehicle.
     later = tr.update(T0 + timedelta(seconds=5), [obs("LR69XKP", (1120, 518, 155, 35), 5.0)], size)
     assert later == [] and len(tr.flush()) == 1
+
+
+def test_a_settled_track_is_located_not_read_and_still_ends_as_one_read():
+    tr = Tracker(TrackingSection())
+    boxes = [(100, 100 + 10 * i, 80 + i, 20) for i in range(6)]
+    for i in range(3):
+        assert not tr.is_settled(Box(*boxes[i]), T0 + timedelta(seconds=i * 0.1))
+        tr.update(T0 + timedelta(seconds=i * 0.1), [obs("AB12CDE", boxes[i], i * 0.1, conf=0.95, seq=i)])
+    at = T0 + timedelta(seconds=0.3)
+    assert tr.is_settled(Box(*boxes[3]), at)
+    assert not tr.is_settled(Box(600, 400, 80, 20), at)  # somewhere else: another vehicle
+    assert not tr.is_settled(Box(100, 130, 120, 30), at)  # grown well past the kept frame: read again
+    located = obs("AB12CDE", boxes[3], 0.3, seq=3)
+    located = Observation(located.frame, located.detection, None)
+    tr.update(at, [located])
+    [result] = tr.flush()
+    assert result.frames == 4 and result.reading.text == "AB12CDE"
+    assert result.best.reading is not None
+
+
+def test_located_only_observation_never_starts_a_track():
+    tr = Tracker(TrackingSection())
+    o = obs("AB12CDE", (10, 10, 50, 12), 0.0)
+    tr.update(T0, [Observation(o.frame, o.detection, None)])
+    assert tr.open_tracks == 0
