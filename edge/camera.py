@@ -185,6 +185,9 @@ class Camera:
         if cal is None:
             return track
         from edge.calibrate import confidence, scene
+        from edge.calibrate.file import scaled_to
+
+        cal = scaled_to(cal, (track.best.frame.width, track.best.frame.height))
 
         first, last = track.path[0][1], track.path[-1][1]
         anchor = lambda b: (b.center[0], b.y + b.h)  # noqa: E731 - bottom centre of the plate touches the bumper line

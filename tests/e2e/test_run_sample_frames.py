@@ -61,3 +61,15 @@ def test_bad_source_and_bad_camera_id_are_clear_errors(tmp_path: Path):
     assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_edge("run", "--source", str(SEQUENCES[0]), "--camera", "cam/1#", "--once")
     assert proc.returncode == 2 and "camera.id" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_calibrated_demo_camera_names_lane_direction_and_speed(tmp_path: Path):
+    folder = ROOT / "sample_frames" / "seq_day_front"
+    truth = json.loads((folder / "sequence.json").read_text())
+    proc = run_edge("run", "--config", "examples/demo.toml", "--source", str(folder), "--camera", "demo", "--once", "--spool", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [read] = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert read["direction"] == truth["passes"][0]["direction"]
+    assert read["lane"] in {"1", "2"}
+    assert 25 < read["speed"]["kmh"] < 50 and 0 < read["speed"]["uncertainty_kmh"] < 5  # rendered at about 36 km/h
+    assert read["calibration"]["file"] == "demo.toml"
