@@ -10,8 +10,9 @@ Plain numpy, outside the model graph, so a new country needs a grammar here and 
 3. Each candidate is matched against the grammars' templates of its length. Where a position's
    character is not allowed but its look-alike is (0/O, 1/I, 5/S, 8/B, 2/Z, 6/G), the look-alike
    is substituted; that is the only correction made, and only where the grammar demands it.
-4. Candidates are ranked by log-probability, with costs for substitutions, for a format of a
-   country the camera does not name, and for fitting no format at all. The best is the reading;
+4. Candidates are ranked by log-probability, with costs for substitutions (the model's own
+   odds against the swap, capped lower for 0/O and 1/I, which are nearly one glyph on UK plates),
+   for a format of a country the camera does not name, and for fitting no format at all. The best is the reading;
    the next ones are its alternatives. A reading fitting no grammar keeps its characters, with
    country None.
 """
@@ -35,9 +36,15 @@ for _a, _b in (("0", "O"), ("1", "I"), ("5", "S"), ("8", "B"), ("2", "Z"), ("6",
     LOOKALIKES[_a], LOOKALIKES[_b] = _b, _a
 
 # Ranking costs, in nats (natural-log probability units).
-SWAP_MAX_COST = 1.5  # a look-alike swap costs its log-probability ratio, at most this
-FOREIGN_COST = 2.0  # a format of a country the camera's configuration does not name
-NO_FORMAT_COST = 3.5  # fitting no format at all: two demanded swaps (3.0) still beat it
+# A look-alike swap costs the log-ratio of the two characters' probabilities, at most:
+SWAP_MAX_COST = 2.0  # 5/S, 8/B, 2/Z, 6/G: told apart by most fonts, so the model's certainty counts
+NEAR_IDENTICAL_MAX_COST = 1.0  # 0/O and 1/I: nearly the same glyph on UK plates, the grammar decides
+NEAR_IDENTICAL = {"0", "O", "1", "I"}
+# A format of a country the camera's configuration does not name. Between the two caps: a foreign
+# plate read cleanly beats a home reading that needs a swap the model is sure against (a Slovak
+# 'RK755AJ' is not forced into the UK 'RK75SAJ'), but not a 0/O or 1/I swap.
+FOREIGN_COST = 1.2
+NO_FORMAT_COST = 3.5  # fitting no format at all: a demanded swap still beats it
 EDGE_DROP_FLOOR = 1e-3
 RUNNER_UP_MIN = 0.03  # a position's second choice becomes a candidate above this probability
 _P_FLOOR = 1e-6
@@ -154,7 +161,8 @@ def _fit(text: str, probs: np.ndarray, template: tuple[str, ...]) -> tuple[str, 
         q = float(probs[i, _INDEX[alt]])
         out.append(alt)
         confs.append(min(1.0, p + q))  # the model was sure of the shape; the grammar names the character
-        score += max(math.log(max(q, _P_FLOOR)), math.log(max(p, _P_FLOOR)) - SWAP_MAX_COST)
+        cap = NEAR_IDENTICAL_MAX_COST if ch in NEAR_IDENTICAL else SWAP_MAX_COST
+        score += max(math.log(max(q, _P_FLOOR)), math.log(max(p, _P_FLOOR)) - cap)
         swaps += 1
     return "".join(out), confs, score, swaps
 
@@ -174,9 +182,11 @@ def _candidates(lattice: Lattice) -> list[tuple[str, np.ndarray, float]]:
             out.append((best[:i] + ALPHABET[second] + best[i + 1 :], probs, cost))
     if len(best) > 3:
         for drop, keep in ((0, slice(1, None)), (len(best) - 1, slice(None, -1))):
-            p = float(probs[drop].max())
-            # Without the character: it was spurious (1 - p); with it, the text already pays log p.
-            out.append((best[keep], probs[keep], math.log(max(1.0 - p, EDGE_DROP_FLOOR))))
+            top2 = float(probs[drop, order[drop, 0]] + probs[drop, order[drop, 1]])
+            # Without the character: it was spurious, about the mass on neither of its two likeliest
+            # readings (a real but uncertain character splits its mass between two); with it, the
+            # text already pays for the character it reads.
+            out.append((best[keep], probs[keep], math.log(max(1.0 - top2, EDGE_DROP_FLOOR))))
     return out
 
 

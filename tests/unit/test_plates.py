@@ -42,20 +42,39 @@ def test_clean_gb_reading_is_kept_with_its_format():
     assert (d.text, d.country, d.format_name, d.swaps) == ("AB12CDE", "GB", "gb_current", 0)
 
 
+def ambiguous(text: str, at: int, runner_up: str) -> Lattice:
+    """A reading whose character at `at` is 0.6 likely, with `runner_up` at 0.3: a real confusion."""
+    lat = lattice(text)
+    lat.probs[at, :] = 0.1 / 34
+    lat.probs[at, ALPHABET.index(text[at])] = 0.6
+    lat.probs[at, ALPHABET.index(runner_up)] = 0.3
+    return lat
+
+
 @pytest.mark.parametrize(
-    "read, expected",
+    "read, at, runner_up, expected",
     [
-        ("AB1ZCDE", "AB12CDE"),  # Z where the age identifier needs a digit
-        ("AB12C0E", "AB12COE"),  # 0 where the random letters need a letter
-        ("A812CDE", "A812CDE"),  # a legal prefix plate: nothing to correct
-        ("AB6ZCDE", "AB62CDE"),  # only the position that demands it changes; 6 stays a digit
-        ("5B12CDE", "SB12CDE"),
+        ("AB1ZCDE", 3, "2", "AB12CDE"),  # Z where the age identifier needs a digit
+        ("AB6ZCDE", 3, "2", "AB62CDE"),  # only the position that demands it changes; 6 stays a digit
+        ("5B12CDE", 0, "S", "SB12CDE"),  # 5 where the memory tag needs a letter
+        ("A8I2CDE", 2, "1", "A812CDE"),  # a legal prefix plate once I is 1; the 8 is left alone
     ],
 )
-def test_lookalikes_fixed_only_where_grammar_demands(read, expected):
-    d = best(read)
-    assert d.text == expected
-    assert d.country == "GB"
+def test_lookalikes_fixed_only_where_grammar_demands(read, at, runner_up, expected):
+    d = decode(ambiguous(read, at, runner_up), ("GB",))[0]
+    assert (d.text, d.country) == (expected, "GB")
+
+
+def test_zero_for_o_fixed_on_uk_plates_even_when_the_model_is_sure():
+    # 0 and O are nearly one glyph in the UK typeface: the grammar decides.
+    d = best("AB12C0E", conf=0.95)
+    assert (d.text, d.country, d.swaps) == ("AB12COE", "GB", 1)
+
+
+def test_clean_foreign_reading_beats_a_swap_the_model_is_sure_against():
+    # A Slovak plate on a UK camera is not forced into 'RK75SAJ' when the model clearly saw a 5.
+    d = best("RK755AJ", countries=("GB",), conf=0.95)
+    assert (d.text, d.country) == ("RK755AJ", "SK")
 
 
 def test_lookalike_table_is_symmetric_and_limited():
