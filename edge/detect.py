@@ -5,7 +5,7 @@
         d.box, d.score, d.corners
 
 The project's detector (models/detector.onnx, card in models/detector.md) is a
-CenterNet-style network on a 384x640 letterboxed input: a heat map of plate
+CenterNet-style network on a letterboxed input (size from the sidecar: 448x800): a heat map of plate
 centres at stride 4 plus, per cell, the box size and the four plate corners.
 This module does everything around the network in numpy/OpenCV:
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 MIN_PLATE_INPUT_PX = 40.0  # narrower plates at the model input are often missed (recall vs width: models/detector.md)
 MAX_TILES = 6  # bounds the cost of tiling: 6 inferences per frame at most
 PLATE_WIDTH_TOLERANCE = (0.6, 1.6)  # calibrated (min, max) widths are estimates: allow this much beyond them
-DEFAULT_INPUT_HW = (384, 640)
+DEFAULT_INPUT_HW = (448, 800)  # when a sidecar does not say
 DEFAULT_PAD = 114
 
 
