@@ -17,9 +17,12 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
 
 from edge.capture import FrameSource
 from edge.config import CameraConfig, FeedKind
@@ -43,6 +46,14 @@ class CameraStats:
     rejected_low_confidence: int = 0
     fps: float = 0.0  # exponential moving average of processed frames per second
     frame_ms: float = 0.0  # moving average of pipeline time per processed frame
+    recent_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))  # for percentiles
+
+    def percentile_ms(self, q: float) -> float | None:
+        return float(np.percentile(self.recent_ms, q)) if self.recent_ms else None
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
 
 
 def clock_synced() -> bool | None:
@@ -120,6 +131,8 @@ class Camera:
             "reconnects": self.source.stats.reconnects,
             "reads": s.reads,
             "frame_ms": round(s.frame_ms, 2),
+            "frame_ms_p50": _round(s.percentile_ms(50)),
+            "frame_ms_p95": _round(s.percentile_ms(95)),
             "models": self.pipeline.models,
             "clock_synced": clock_synced(),
             "uptime_s": round(time.monotonic() - s.started, 1),
@@ -174,6 +187,7 @@ class Camera:
             observations = [Observation(frame, r.detection, r.reading) for r in results if r.reading is not None or r.skipped]
             finished = self.tracker.update(frame.timestamp, observations, (frame.width, frame.height))
         ms = (time.perf_counter() - t0) * 1e3
+        s.recent_ms.append(ms)
         s.frame_ms = ms if s.frames == 1 else 0.9 * s.frame_ms + 0.1 * ms
         s.fps = 1000.0 / s.frame_ms if s.frame_ms > 0 else 0.0
         for track in finished:
@@ -264,8 +278,11 @@ class Camera:
         self.spool.close()
         s = self.stats
         log.info(
-            "done: %d frames (%d still, %d dropped, %d unreadable), %d detections, %d reads, %d below confidence",
-            s.frames, s.still_frames, self.source.stats.dropped, self.source.stats.errors, s.detections, s.reads, s.rejected_low_confidence,
+            "done: %d frames (%d still, %d dropped, %d unreadable), %d detections, %d reads, %d below confidence; "
+            "per frame %.1f ms median, %.1f ms p95 (%.1f fps on one core)",
+            s.frames, s.still_frames, self.source.stats.dropped, self.source.stats.errors, s.detections, s.reads,
+            s.rejected_low_confidence, s.percentile_ms(50) or 0.0, s.percentile_ms(95) or 0.0,
+            1000.0 / s.percentile_ms(50) if s.percentile_ms(50) else 0.0,
         )
         return status
 

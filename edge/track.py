@@ -7,7 +7,7 @@ vehicles with similar plates are kept apart by that distance gate: text alone
 never joins observations across the scene.
 
 Voting: readings of the most supported length are voted position by position,
-each vote weighted by the reader's confidence in that character. The frame whose
+each vote weighted by the reader's confidence in that character and in the whole reading. The frame whose
 reading agrees best with the vote is kept for imagery; only that frame's image is
 held in memory, whatever the track's length.
 
@@ -266,7 +266,9 @@ def vote(readings: list[PlateReading]) -> PlateReading:
     for pos in range(length):
         weight: dict[str, float] = defaultdict(float)
         for r in group:
-            weight[r.text[pos]] += r.char_confidences[pos]
+            # A frame's vote counts by its whole reading's confidence too: many poor frames of a distant
+            # plate must not outvote a few sharp ones, however sure each is of single characters.
+            weight[r.text[pos]] += r.char_confidences[pos] * r.confidence
         total = sum(weight.values())
         winner = max(weight, key=lambda c: (weight[c], c))
         votes = [r.char_confidences[pos] for r in group if r.text[pos] == winner]

@@ -135,3 +135,9 @@ def test_located_only_observation_never_starts_a_track():
     o = obs("AB12CDE", (10, 10, 50, 12), 0.0)
     tr.update(T0, [Observation(o.frame, o.detection, None)])
     assert tr.open_tracks == 0
+
+
+def test_a_few_sharp_frames_outvote_many_poor_ones():
+    sharp = [reading("BD51SMR", 0.95, [0.99] * 7)] * 2
+    poor = [reading("BD61SMR", 0.1, [0.9, 0.9, 0.6, 0.9, 0.5, 1.0, 0.9])] * 6
+    assert vote(sharp + poor).text == "BD51SMR"
