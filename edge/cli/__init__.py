@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'edge COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log detail (repeat for debug)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug detail in the log")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    level = logging.WARNING if args.quiet else (logging.INFO if args.verbose < 2 else logging.DEBUG)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     setup_logging(level, camera=getattr(args, "camera", None))
     try:
         return int(args.func(args) or 0)
