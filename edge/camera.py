@@ -74,7 +74,7 @@ def clock_synced() -> bool | None:
 
 
 class Camera:
-    def __init__(self, cfg: CameraConfig, source: FrameSource, *, spool_dir: Path | None = None, out: TextIO = sys.stdout) -> None:
+    def __init__(self, cfg: CameraConfig, source: FrameSource, *, spool_dir: Path | None = None, out: TextIO | None = sys.stdout) -> None:
         from edge.privacy import FeedRouter, camera_dir, open_audit, signing_key_path
         from edge.signing import Signer
         from edge.spool import Spool
@@ -249,11 +249,15 @@ class Camera:
         self.stats.reads += 1
         if self.publisher is not None:
             self.publisher.notify()
-        else:
-            for item in outbound:
-                if item.feed in self.full_feeds or not self.full_feeds:
-                    self.out.write(item.record.decode() + "\n")
-            self.out.flush()
+        elif self.out is not None:
+            try:
+                for item in outbound:
+                    if item.feed in self.full_feeds or not self.full_feeds:
+                        self.out.write(item.record.decode() + "\n")
+                self.out.flush()
+            except BrokenPipeError:
+                log.warning("stdout was closed: reads are no longer printed, they stay in %s", self.spool_path)
+                self.out = None
 
     def _maybe_retention(self) -> None:
         now = time.monotonic()
