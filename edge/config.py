@@ -274,8 +274,9 @@ class SiteConfig(_Section):
     source_file: Path | None = Field(None, exclude=True)
 
 
-def _format_errors(err: ValidationError, where: str) -> str:
-    lines = [f"{where}: invalid configuration"]
+def format_validation_errors(err: ValidationError, where: str, what: str = "configuration") -> str:
+    """One line per error: key, bad value, what is allowed (shared with calibration files)."""
+    lines = [f"{where}: invalid {what}"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
@@ -291,16 +292,17 @@ def _validate(model: type[BaseModel], data: dict[str, Any], path: Path | None, w
     try:
         obj = model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, where or str(path))) from None
+        raise ConfigError(format_validation_errors(err, where or str(path))) from None
     return obj.model_copy(update={"source_file": path}) if path is not None else obj
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "configuration file") -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError naming the file when it is missing, unreadable or not TOML."""
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
+        raise ConfigError(f"{path}: {what} not found") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     except OSError as err:
@@ -312,12 +314,12 @@ def load_camera_config(path: str | Path | None) -> CameraConfig:
     if path is None:
         return CameraConfig()
     path = Path(path)
-    return _validate(CameraConfig, _read_toml(path), path)
+    return _validate(CameraConfig, read_toml(path), path)
 
 
 def load_site_config(path: str | Path) -> SiteConfig:
     path = Path(path)
-    return _validate(SiteConfig, _read_toml(path), path)
+    return _validate(SiteConfig, read_toml(path), path)
 
 
 def field_reference(model: type[BaseModel] = CameraConfig, prefix: str = "") -> list[tuple[str, str, str]]:

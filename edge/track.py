@@ -36,17 +36,22 @@ _REREAD_GROWTH = 1.25
 _EDGE_MARGIN = 0.02
 
 
-def text_similarity(a: str, b: str) -> float:
-    """1 - normalised Levenshtein distance."""
-    if not a and not b:
-        return 1.0
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions."""
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]
         for j, cb in enumerate(b, 1):
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
         prev = cur
-    return 1.0 - prev[-1] / max(len(a), len(b))
+    return prev[-1]
+
+
+def text_similarity(a: str, b: str) -> float:
+    """1 - normalised Levenshtein distance."""
+    if not a and not b:
+        return 1.0
+    return 1.0 - edit_distance(a, b) / max(len(a), len(b))
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.config import CAMERA_ID_RULE, check_camera_id
+from edge.config import CAMERA_ID_RULE, check_camera_id, format_validation_errors, read_toml
 from edge.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -287,32 +287,7 @@ class _FileModel(_Strict):
         return self
 
 
-def _format_errors(err: ValidationError, where: str) -> str:
-    lines = [f"{where}: invalid calibration file"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (misspelt, or in the wrong [section]?)"
-        value = e.get("input")
-        shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(value, dict) else f" = {value!r}"
-        lines.append(f"  {key}{shown}: {msg}")
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- load
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: calibration file not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
 
 
 def _points(poly: list[list[float]]) -> tuple[Point, ...]:
@@ -323,9 +298,9 @@ def load_calibration(path: str | Path) -> Calibration:
     """The validated calibration in `path`; ConfigError names the file, key, value and what is allowed."""
     path = Path(path)
     try:
-        m = _FileModel.model_validate(_read(path))
+        m = _FileModel.model_validate(read_toml(path, "calibration file"))
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, str(path))) from None
+        raise ConfigError(format_validation_errors(err, str(path), "calibration file")) from None
     made_by = {s: getattr(m, s).made_by for s in SECTIONS if getattr(m, s) is not None and getattr(m, s).made_by}
     cal = Calibration(
         camera_id=m.camera_id,
@@ -505,7 +480,7 @@ def save_calibration(cal: Calibration, path: str | Path, *, merge_existing: bool
     try:
         _FileModel.model_validate(tomllib.loads(text))
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, f"{path} (not written)")) from None
+        raise ConfigError(format_validation_errors(err, f"{path} (not written)", "calibration file")) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)

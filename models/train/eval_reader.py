@@ -24,6 +24,7 @@ import numpy as np
 from edge.onnx import load_model
 from edge.plates.decode import best_path, decode
 from edge.plates.image import batch_input
+from edge.track import edit_distance
 from models.train.reader_data import RealCrop, exact_crop, load_prepared, real_crops
 
 COUNTRIES = {  # what a camera in that region would be configured with (other European formats are still tried)
@@ -36,16 +37,6 @@ COUNTRIES = {  # what a camera in that region would be configured with (other Eu
 SHORT = {"openalpr_benchmarks_eu": "eu", "openalpr_benchmarks_br": "br", "openalpr_benchmarks_us": "us",
          "openalpr_us_plate_crops": "us_crops", "synthetic_gb": "gb_synth"}
 SYNTHETIC_SEED = 9_000_000_000  # far from the training stream's seeds (about 2e13 and up)
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def _norm(text: str, dataset: str) -> str:
