@@ -104,3 +104,42 @@ def test_live_source_never_queues_unboundedly_and_counts_drops(monkeypatch):
     src.close()
     assert got == [49, 50]  # the newest frames won
     assert src.stats.dropped == 48
+
+
+def test_http_mjpeg_stream_drops_and_reconnects(caplog):
+    """A real MJPEG-over-HTTP camera (served here) that hangs up after each burst: the source reopens it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections = []
+
+    class Camera(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            connections.append(self.path)
+            shade = 60 * len(connections)
+            jpg = cv2.imencode(".jpg", np.full((48, 64, 3), shade, np.uint8))[1].tobytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for _ in range(10):
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpg), jpg))
+                time.sleep(0.02)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://user:pw@127.0.0.1:{server.server_address[1]}/stream.mjpg"
+    src = open_source(url, CaptureSection(queue_frames=8, reconnect_initial_s=0.1, reconnect_max_s=0.2, open_timeout_s=2))
+    shades = set()
+    deadline = time.monotonic() + 20
+    for f in src.frames():
+        shades.add(int(f.image[0, 0, 0]) // 30)
+        if len(shades) >= 2 or time.monotonic() > deadline:
+            break
+    src.close()
+    server.shutdown()
+    assert len(shades) >= 2, "frames from a second connection never came"
+    assert src.stats.reconnects >= 1
+    assert "stream dropped" in caplog.text and "pw" not in caplog.text
