@@ -97,10 +97,12 @@ class ReaderSection(_Section):
     @field_validator("countries")
     @classmethod
     def _upper(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from edge.plates.grammars import COUNTRIES
+
         out = tuple(c.upper() for c in v)
         for c in out:
-            if not re.fullmatch(r"[A-Z]{2}", c):
-                raise ValueError(f"country {c!r} is not a two-letter code")
+            if c not in COUNTRIES:
+                raise ValueError(f"no plate grammar for country {c!r}; known: {', '.join(COUNTRIES)}")
         return out
 
 

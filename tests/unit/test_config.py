@@ -73,3 +73,9 @@ def test_field_reference_documents_every_field():
     keys = {k for k, _, desc in field_reference()}
     assert {"camera.id", "detector.threshold", "mqtt.broker", "privacy.retention_hours"} <= keys
     assert all(desc for _, _, desc in field_reference())
+
+
+def test_reader_countries_must_have_a_grammar():
+    assert CameraConfig.model_validate({"reader": {"countries": ["gb", "ie"]}}).reader.countries == ("GB", "IE")
+    with pytest.raises(Exception, match="no plate grammar for country 'RO'"):
+        CameraConfig.model_validate({"reader": {"countries": ["RO"]}})
