@@ -342,6 +342,8 @@ def field_reference(model: type[BaseModel] = CameraConfig, prefix: str = "") -> 
             default = [d.model_dump(mode="json", exclude_defaults=True) for d in default]
         elif isinstance(default, tuple):
             default = list(default)
+        elif isinstance(default, Path):
+            default = str(default)
         bounds = [f"{m.__class__.__name__.lower()} {getattr(m, m.__class__.__name__.lower(), '')}" for m in info.metadata]
         desc = (info.description or "") + (f" ({', '.join(bounds)})" if bounds else "")
         rows.append((key, repr(default) if default is not None else "none", desc))
