@@ -29,7 +29,7 @@ from edge.config import CameraConfig, FeedKind
 from edge.motion import MotionGate
 from edge.pipeline import ImagePipeline
 from edge.track import Tracker
-from edge.types import Direction, Frame, Observation, TrackResult
+from edge.types import Direction, Frame, Observation, OutboundRead, TrackResult
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class Camera:
         self._last_retention = 0.0
         # Finished tracks wait here for the context thread; each holds one frame, so the bound bounds memory.
         self._finished: queue.Queue[TrackResult | None] = queue.Queue(maxsize=8)
+        self._stopping = threading.Event()
         self._context = threading.Thread(target=self._context_loop, name=f"edge.context:{cam}", daemon=True)
 
     # -- status ----------------------------------------------------------------
@@ -233,6 +234,26 @@ class Camera:
             except Exception:  # a bug here must not stop the camera; the log says which read
                 log.exception("could not build read for track %d (%s)", track.track_id, track.reading.text)
 
+    def _spool(self, outbound: list[OutboundRead]) -> None:
+        """Write a read to the spool, retrying while the disk is full or unwritable.
+
+        Meanwhile finished tracks queue up and then the frame loop waits (live frames are
+        dropped and counted): reads already made are held, not lost. Only a shutdown gives up.
+        """
+        from edge.spool import SpoolError
+
+        delay = 1.0
+        while True:
+            try:
+                self.spool.put_many(outbound)
+                return
+            except SpoolError as err:
+                if self._stopping.is_set():
+                    raise
+                log.error("%s; retrying in %.0f s (reads wait in memory meanwhile)", err, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+
     def _publish(self, track: TrackResult) -> None:
         from edge.context import build_read
 
@@ -245,7 +266,7 @@ class Camera:
             processing_ms=round(self.stats.frame_ms, 2),
         )
         outbound = self.router.route(read)
-        self.spool.put_many(outbound)  # durable, all feeds at once, before anything else sees the read
+        self._spool(outbound)  # durable, all feeds at once, before anything else sees the read
         self.stats.reads += 1
         if self.publisher is not None:
             self.publisher.notify()
@@ -270,6 +291,7 @@ class Camera:
     def _shutdown(self, once: bool, flush_timeout_s: float) -> int:
         status = 0
         if self._context.is_alive():
+            self._stopping.set()
             self._finished.put(None)
             self._context.join()
         if self.publisher is not None:
