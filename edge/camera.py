@@ -115,7 +115,8 @@ class Camera:
         self._last_retention = 0.0
         # Finished tracks wait here for the context thread; each holds one frame, so the bound bounds memory.
         self._finished: queue.Queue[TrackResult | None] = queue.Queue(maxsize=8)
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # shutting down: the context thread stops waiting for the spool
+        self._stop_requested = threading.Event()  # the caller's stop event, once run() has it
         self._context = threading.Thread(target=self._context_loop, name=f"edge.context:{cam}", daemon=True)
 
     # -- status ----------------------------------------------------------------
@@ -146,6 +147,7 @@ class Camera:
 
         `progress`: a terminal to show a one-line progress display on (offline sources).
         """
+        self._stop_requested = stop
         if self.publisher is not None:
             self.publisher.start()
         log.info("camera %s: reading %s", self.cfg.camera.id, self.source.name)
@@ -224,7 +226,15 @@ class Camera:
             self.stats.rejected_low_confidence += 1
             log.debug("dropped %s: confidence %.2f below %.2f", track.reading.text, track.reading.confidence, self.cfg.reader.min_confidence)
             return
-        self._finished.put(track)
+        while True:
+            try:
+                self._finished.put(track, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stop_requested.is_set():
+                    # The context thread is stuck retrying a full or unwritable spool while the queue is
+                    # full: asked to stop, let it give up, or the two threads would wait on each other for ever.
+                    self._stopping.set()
 
     def _context_loop(self) -> None:
         """Imagery, redaction, signing and spooling take tens to hundreds of ms a read: keep them off the frame loop."""

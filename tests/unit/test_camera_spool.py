@@ -40,3 +40,33 @@ def test_at_shutdown_a_failing_spool_is_reported_not_retried_forever():
     cam._stopping.set()
     with pytest.raises(SpoolError, match="disk is full"):
         cam._spool(["read-1"])
+
+
+def test_a_stop_request_ends_the_wait_on_a_full_spool_and_a_full_queue():
+    """SIGTERM while the disk is full and the track queue is full: the camera stops instead of hanging."""
+    import queue
+    from types import SimpleNamespace
+
+    from edge.camera import CameraStats
+    from edge.config import CameraConfig
+
+    cam = camera_with(FlakySpool(failures=10**9))
+    cam.cfg, cam.calibration, cam.stats = CameraConfig(), None, CameraStats()
+    cam._finished = queue.Queue(maxsize=1)
+    cam._stop_requested = threading.Event()
+    cam._publish = lambda track: cam._spool([track])
+    threading.Thread(target=cam._context_loop, daemon=True).start()
+    track = SimpleNamespace(track_id=1, reading=SimpleNamespace(text="AB12CDE", confidence=0.99))
+
+    def frame_loop():
+        for _ in range(3):  # one being spooled, one queued, one waiting for room
+            cam._emit(track)
+
+    loop = threading.Thread(target=frame_loop, daemon=True)
+    loop.start()
+    loop.join(0.5)
+    assert loop.is_alive()  # waiting for the spool, as it should while running
+    cam._stop_requested.set()
+    loop.join(20)
+    assert not loop.is_alive()
+    assert cam._stopping.is_set()
