@@ -88,7 +88,7 @@ class FolderSource:
         self._closed = False
 
     def frames(self) -> Iterator[Frame]:
-        start = datetime.fromtimestamp(self.paths[0].stat().st_mtime, timezone.utc)
+        start = _mtime(self.paths[0]) or datetime.now(timezone.utc)
         period = timedelta(seconds=1.0 / self.cfg.fps)
         for seq, path in enumerate(self.paths):
             if self._closed:
@@ -99,15 +99,22 @@ class FolderSource:
                 self.stats.errors += 1
                 log.warning("skipping frame: %s", err)
                 continue
+            ts = start + seq * period
             if self.cfg.use_file_times:
-                ts = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-            else:
-                ts = start + seq * period
+                ts = _mtime(path) or ts
             self.stats.frames += 1
             yield Frame(image, ts, seq, str(path))
 
     def close(self) -> None:
         self._closed = True
+
+
+def _mtime(path: Path) -> datetime | None:
+    """A file's modification time; None when it has gone (a recorder may prune frames while we read)."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    except OSError:
+        return None
 
 
 def _open_capture(spec: str | int, timeout_s: float) -> cv2.VideoCapture:
@@ -136,7 +143,7 @@ class VideoFileSource:
         self._closed = False
 
     def frames(self) -> Iterator[Frame]:
-        start = datetime.fromtimestamp(self.path.stat().st_mtime, timezone.utc)
+        start = _mtime(self.path) or datetime.now(timezone.utc)
         seq = 0
         while not self._closed:
             ok, image = self._cap.read()

@@ -41,6 +41,16 @@ def test_corrupt_frame_is_skipped_counted_and_the_rest_kept(tmp_path, caplog):
     assert "f001.jpg" in caplog.text
 
 
+@pytest.mark.parametrize("use_file_times", [False, True])
+def test_a_frame_removed_after_the_folder_was_listed_is_skipped_not_fatal(tmp_path, use_file_times):
+    paths = write_frames(tmp_path, 3)
+    src = FolderSource(tmp_path, CaptureSection(use_file_times=use_file_times))
+    paths[0].unlink()  # e.g. a recorder pruning its oldest frames while we read
+    frames = list(src.frames())
+    assert [Path(f.source).name for f in frames] == ["f001.jpg", "f002.jpg"]
+    assert src.stats.errors == 1
+
+
 def test_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="no images"):
         open_source(str(tmp_path), CaptureSection())
