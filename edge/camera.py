@@ -270,7 +270,7 @@ class Camera:
         read = build_read(
             track,
             self.cfg,
-            models=self.pipeline.models,
+            models=self.pipeline.model_roles,
             calibration=self.calibration,
             clock_synced=clock_synced(),
             processing_ms=round(self.stats.frame_ms, 2),

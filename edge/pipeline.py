@@ -61,6 +61,15 @@ class ImagePipeline:
     def models(self) -> dict[str, str]:
         return {**getattr(self.detector, "models", {}), **getattr(self.reader, "models", {})}
 
+    @property
+    def model_roles(self) -> dict[str, str]:
+        """Role ("detector", "reader") -> "NAME@SHA256" (or the backend's name when it has no model file): what read records name."""
+        roles: dict[str, str] = {}
+        for role, stage in (("detector", self.detector), ("reader", self.reader)):
+            files = list((getattr(stage, "models", None) or {}).items())  # one model file per stage
+            roles[role] = f"{files[0][0]}@{files[0][1]}" if files else str(getattr(stage, "name", role))
+        return roles
+
     def crop(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         from edge.read import crop_plate
 

@@ -37,6 +37,8 @@ def test_one_read_per_vehicle_pass(folder: Path, tmp_path: Path):
         assert r["camera_id"] == "demo" and r["read_id"]
         assert datetime.fromisoformat(r["timestamp"]).utcoffset() == timedelta(0)
         assert 0.0 <= r["confidence"] <= 1.0
+        assert {m["role"]: m["name"] for m in r["models"]} == {"detector": "detector.onnx", "reader": "reader.onnx"}
+        assert all(len(m["sha256"]) == 64 for m in r["models"])
     # Every pass is matched by a distinct read that is at most one character off; most are exact.
     remaining = list(got)
     for plate in expected:
