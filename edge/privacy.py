@@ -127,12 +127,12 @@ class Hotlist:
     def refresh(self) -> None:
         try:
             st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp == self._stamp:
+                return
+            data = self.path.read_bytes()
         except OSError as err:
             raise ConfigError(f"{self.path}: cannot read hotlist: {err.strerror}") from None
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._stamp:
-            return
-        data = self.path.read_bytes()
         plates = set()
         for line in data.decode("utf-8", errors="replace").splitlines():
             plate = normalise_plate(line.split("#", 1)[0])

@@ -139,6 +139,16 @@ def test_hotlist_is_normalised_and_reloaded_when_changed(tmp_path):
     assert normalise_plate(" ab 12-cde ") == "AB12CDE"
 
 
+def test_an_unreadable_hotlist_keeps_the_last_list_and_loses_no_read(tmp_path, caplog):
+    path = tmp_path / "hot.txt"
+    path.write_text("ab12cde\n")
+    hot = Hotlist(path)
+    path.unlink()
+    path.mkdir()  # stat() works, reading fails: as with a file made unreadable
+    assert "AB12CDE" in hot and "XY70ZZT" not in hot
+    assert "cannot read hotlist" in caplog.text
+
+
 @pytest.mark.parametrize("data,mode,message", [(b"short", 0o600, "at least 16"), (b"k" * 32, 0o644, "chmod 600")])
 def test_weak_or_exposed_hmac_key_is_refused(tmp_path, data, mode, message):
     _secret(tmp_path / "hmac.key", data, mode)
