@@ -37,7 +37,6 @@ by the caller (the camera resolves them against its config file).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import random
@@ -59,11 +58,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttSection
 from edge.errors import ConfigError
+from edge.record import to_json_line, with_inline_images
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
 
-INLINE_IMAGES_FIELD = "image_data"  # edge.record.INLINE_IMAGES_FIELD: unsigned, covered by the image hashes
 NO_MATCHING_SUBSCRIBERS = 16
 SESSION_EXPIRY_S = 24 * 3600  # the broker keeps a dropped publisher's session (QoS 2 state) this long
 CONNACK_TIMEOUT_S = 15.0
@@ -639,10 +638,4 @@ def inline_images(record: bytes, images: dict[str, bytes]) -> bytes:
     """The record JSON with its images as base64 under `image_data` (not covered by the signature)."""
     if not images:
         return record
-    obj = json.loads(record)
-    obj[INLINE_IMAGES_FIELD] = {k: base64.b64encode(v).decode("ascii") for k, v in images.items()}
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def topic_for(prefix: str, camera_id: str, feed: str) -> str:
-    return f"{prefix}/{camera_id}/{feed}"
+    return to_json_line(with_inline_images(json.loads(record), images)).encode("utf-8")

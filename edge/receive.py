@@ -49,7 +49,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.errors import EdgeError
-from edge.publish import INLINE_IMAGES_FIELD, BrokerAddress, describe_connect_error, describe_reason, read_password, tls_context
+from edge.publish import BrokerAddress, describe_connect_error, describe_reason, read_password, tls_context
+from edge.record import INLINE_IMAGES_FIELD
 
 log = logging.getLogger(__name__)
 
