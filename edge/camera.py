@@ -294,9 +294,13 @@ class Camera:
         now = time.monotonic()
         if now - self._last_retention >= RETENTION_EVERY_S:
             from edge.privacy import apply_retention
+            from edge.spool import SpoolError
 
             self._last_retention = now
-            apply_retention(self.spool, self.cfg, self.audit)
+            try:
+                apply_retention(self.spool, self.cfg, self.audit)
+            except SpoolError as err:  # runs on the frame loop: a failed purge is tried again next time, reading goes on
+                log.error("retention: %s; trying again in %.0f s", err, RETENTION_EVERY_S)
 
     def _shutdown(self, once: bool, flush_timeout_s: float) -> int:
         status = 0

@@ -70,3 +70,16 @@ def test_a_stop_request_ends_the_wait_on_a_full_spool_and_a_full_queue():
     loop.join(20)
     assert not loop.is_alive()
     assert cam._stopping.is_set()
+
+
+def test_a_failing_retention_purge_is_logged_and_the_camera_goes_on(caplog):
+    from types import SimpleNamespace
+
+    class BrokenSpool:
+        def purge_older_than(self, age_s):
+            raise SpoolError("spool /var/lib/edge/x/spool.sqlite: cannot purge old reads: disk I/O error")
+
+    cam = camera_with(BrokenSpool())
+    cam.cfg, cam.audit, cam._last_retention = SimpleNamespace(privacy=SimpleNamespace(retention_hours=24.0)), None, -1e9
+    cam._maybe_retention()  # must not raise out of the frame loop
+    assert "disk I/O error" in caplog.text
