@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 
 from edge.config import load_camera_config
-from edge.errors import ConfigError, EdgeError
+from edge.errors import ConfigError
 from edge.labels import IMAGE_SUFFIXES, list_images
-from edge.types import Box, Detection, PlateReading
+from edge.types import PlateReading
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,7 +79,9 @@ class _Engine:
     """Reader (and detector, outside --crops) loaded once for the whole run."""
 
     def __init__(self, args: argparse.Namespace):
-        from edge.read import crop_plate, load_reader
+        from edge.detect import load_detector
+        from edge.pipeline import ImagePipeline
+        from edge.read import load_reader
 
         cfg = load_camera_config(args.config)
         overrides: dict[str, Any] = {}
@@ -91,28 +93,19 @@ class _Engine:
             overrides["countries"] = tuple(c.strip() for c in args.countries.split(",") if c.strip())
         if overrides:
             cfg = cfg.with_overrides(reader=overrides)
-        self.crop_plate = crop_plate
         self.reader = load_reader(cfg)
-        self.detector = None
-        if not args.crops:
-            try:
-                from edge.detect import load_detector
-            except ImportError as err:
-                raise EdgeError(
-                    f"full-image reading needs the plate detector (edge.detect), which is not available ({err}); "
-                    "use --crops to read plate crops without detection"
-                ) from None
-            self.detector = load_detector(cfg)
+        # Whole images go through the same detect -> crop -> read as the camera (no calibration: stills
+        # come from anywhere, so a camera's region of interest and lens do not apply to them).
+        self.pipeline = None if args.crops else ImagePipeline(load_detector(cfg), self.reader)
 
     def plates(self, image: np.ndarray) -> list[dict[str, Any]]:
         h, w = image.shape[:2]
-        if self.detector is None:
+        if self.pipeline is None:
             readings = self.reader.read([image])
             found = [(r, [0, 0, w, h], None) for r in readings if r is not None]
         else:
-            detections: list[Detection] = self.detector.detect(image)
-            readings = self.reader.read([self.crop_plate(image, d) for d in detections]) if detections else []
-            found = [(r, d.box.as_list(), d.score) for d, r in zip(detections, readings) if r is not None]
+            results = self.pipeline.process(image)
+            found = [(r.reading, r.detection.box.as_list(), r.detection.score) for r in results if r.reading is not None]
         plates = [_plate_json(r, box, score) for r, box, score in found]
         plates.sort(key=lambda p: p["confidence"], reverse=True)
         return plates
