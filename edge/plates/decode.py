@@ -75,15 +75,15 @@ def best_path(frame_probs: np.ndarray, blank: int = 0) -> Lattice:
     """CTC best-path decoding of (T, 1 + 36) probabilities; each character's row is the
     maximum over the frames it spans (a CTC output peaks on one or two frames)."""
     k = frame_probs.argmax(axis=1)
+    chars = np.delete(frame_probs, blank, axis=1)  # the 36 characters' columns, cut once for every frame
     rows: list[np.ndarray] = []
     prev = blank
     for t, cls in enumerate(k):
         if cls != blank:
-            p = np.delete(frame_probs[t], blank)
             if cls != prev:
-                rows.append(p.copy())
+                rows.append(chars[t].copy())
             else:
-                np.maximum(rows[-1], p, out=rows[-1])
+                np.maximum(rows[-1], chars[t], out=rows[-1])
         prev = cls
     return Lattice(np.array(rows, np.float32).reshape(-1, len(ALPHABET)))
 
