@@ -173,6 +173,7 @@ class ReadStore:
             self._in_tx = False
 
     def rollback(self) -> None:
+        self._unsynced = []  # their rows are gone: a re-delivery writes them again
         if self._in_tx:
             self.db.execute("ROLLBACK")
             self._in_tx = False
@@ -431,13 +432,27 @@ class Receiver:
             self.connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.store.begin()
         try:
+            self.store.begin()
             self._handle(msg)
         except (ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
             log.warning("message on %s ignored: %s", msg.topic, err)
             self.store.bump("rejected")
+        except (OSError, sqlite3.Error) as err:
+            # Disk full or folder unwritable: acknowledge nothing of this batch, so the broker sends it again.
+            self._drop_batch(f"receiver {self.out}: cannot store the message on {msg.topic} ({err}); it stays at the broker")
+            client.disconnect()
+            return
         self._to_ack.append((msg.mid, msg.qos))
+
+    def _drop_batch(self, message: str) -> None:
+        try:
+            self.store.rollback()
+        except sqlite3.Error:  # the connection is unusable; nothing of the batch was committed either way
+            pass
+        self._to_ack.clear()
+        self._new_rows.clear()
+        self._error(message)
 
     def _handle(self, msg: mqtt.MQTTMessage) -> None:
         levels = msg.topic.split("/")
@@ -460,11 +475,8 @@ class Receiver:
             return
         try:
             self.store.commit()
-        except sqlite3.Error as err:
-            self.store.rollback()
-            self._to_ack.clear()
-            self._new_rows.clear()
-            self._error(f"receiver {self.out / DB_FILE}: cannot store reads ({err}); they stay at the broker")
+        except (OSError, sqlite3.Error) as err:
+            self._drop_batch(f"receiver {self.out / DB_FILE}: cannot store reads ({err}); they stay at the broker")
             self._client.disconnect()  # unacknowledged messages come again after reconnecting
             return
         for mid, qos in self._to_ack:

@@ -81,3 +81,24 @@ def test_receiver_refuses_file_names_from_topics_that_escape_its_folder(tmp_path
         with pytest.raises(ValueError, match="unsafe"):
             store.add_image(read_id, kind, b"data")
     store.close()
+
+
+def test_receiver_that_cannot_store_acknowledges_nothing_and_reconnects(tmp_path: Path, monkeypatch) -> None:
+    """A full disk in the back office: no crash, no acknowledgement, the broker keeps the read for later."""
+    from types import SimpleNamespace
+
+    from edge.receive import Receiver
+
+    receiver = Receiver("mqtt://127.0.0.1:1", tmp_path)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(receiver.store, "add_image", disk_full)
+    client = SimpleNamespace(disconnected=False)
+    client.disconnect = lambda: setattr(client, "disconnected", True)
+    image = SimpleNamespace(topic="anpr/cam1/reads/images/r1/patch", payload=b"\xff\xd8\xff", mid=7, qos=1)
+    receiver._on_message(client, None, image)
+    assert receiver._to_ack == [] and client.disconnected
+    assert "No space left on device" in receiver.last_error
+    receiver.store.close()
