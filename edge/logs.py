@@ -6,8 +6,9 @@ import logging
 import re
 import sys
 
-# scheme://user:password@host -> scheme://***@host ; also ?password=... in query strings
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# scheme://user:password@host -> scheme://***@host ; also ?password=... in query strings.
+# The user info runs to the LAST '@' before the path: cameras accept an unencoded '@' in a password.
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s]+@")
 _QUERY_SECRET = re.compile(r"(?i)((?:password|passwd|pwd|token|key)=)[^&\s]+")
 
 
