@@ -18,6 +18,7 @@ the log can be kept (and shown to an auditor) without becoming a second store of
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 from edge.record import iso_ms
 from edge.types import utc_now
 
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 _RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
+
+
+class AuditWriteError(EdgeError):
+    """The audit log cannot be written (disk full, unwritable folder); the entry was not added."""
 
 # Events the engine writes (other code may add its own).
 READ_PUBLISHED = "read_published"
@@ -95,14 +100,26 @@ class AuditLog:
             entry: dict[str, Any] = {"seq": self._seq + 1, "ts": iso_ms(utc_now()), "event": event, **fields, "prev": self._prev}
             entry["hash"] = _entry_hash(entry)
             line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
-            # O_APPEND: every write lands at the end even if the file was opened elsewhere too.
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
             try:
-                os.write(fd, line.encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                self._write(line.encode("utf-8"))
+            except OSError as err:
+                raise AuditWriteError(f"audit log {self.path}: cannot write: {err.strerror}") from None
             self._seq, self._prev = entry["seq"], entry["hash"]
+
+    def _write(self, data: bytes) -> None:
+        # O_APPEND: every write lands at the end even if the file was opened elsewhere too.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            end = os.fstat(fd).st_size
+            try:
+                if os.write(fd, data) != len(data):  # a disk that fills mid-line writes part of it
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, end)  # no half line: it would break the chain for every later entry
+                raise
+        finally:
+            os.close(fd)
 
     def head(self) -> tuple[int, str]:
         """(sequence number, hash) of the newest entry: publish it off the unit to anchor the chain."""

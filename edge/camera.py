@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,8 @@ from edge.types import Direction, Frame, Observation, OutboundRead, TrackResult
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 300.0
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -245,19 +247,22 @@ class Camera:
                 log.exception("could not build read for track %d (%s)", track.track_id, track.reading.text)
 
     def _spool(self, outbound: list[OutboundRead]) -> None:
-        """Write a read to the spool, retrying while the disk is full or unwritable.
+        self._until_written(lambda: self.spool.put_many(outbound))
+
+    def _until_written(self, write: Callable[[], _T]) -> _T:
+        """Run a step that writes to disk (spool, audit log), retrying while the disk is full or unwritable.
 
         Meanwhile finished tracks queue up and then the frame loop waits (live frames are
         dropped and counted): reads already made are held, not lost. Only a shutdown gives up.
         """
+        from edge.audit import AuditWriteError
         from edge.spool import SpoolError
 
         delay = 1.0
         while True:
             try:
-                self.spool.put_many(outbound)
-                return
-            except SpoolError as err:
+                return write()
+            except (SpoolError, AuditWriteError) as err:
                 if self._stopping.is_set():
                     raise
                 log.error("%s; retrying in %.0f s (reads wait in memory meanwhile)", err, delay)
@@ -275,7 +280,7 @@ class Camera:
             clock_synced=clock_synced(),
             processing_ms=round(self.stats.frame_ms, 2),
         )
-        outbound = self.router.route(read)
+        outbound = self._until_written(lambda: self.router.route(read))  # route() writes the audit log
         self._spool(outbound)  # durable, all feeds at once, before anything else sees the read
         self.stats.reads += 1
         if self.publisher is not None:
@@ -293,13 +298,14 @@ class Camera:
     def _maybe_retention(self) -> None:
         now = time.monotonic()
         if now - self._last_retention >= RETENTION_EVERY_S:
+            from edge.audit import AuditWriteError
             from edge.privacy import apply_retention
             from edge.spool import SpoolError
 
             self._last_retention = now
             try:
                 apply_retention(self.spool, self.cfg, self.audit)
-            except SpoolError as err:  # runs on the frame loop: a failed purge is tried again next time, reading goes on
+            except (SpoolError, AuditWriteError) as err:  # runs on the frame loop: a failed purge is tried again next time, reading goes on
                 log.error("retention: %s; trying again in %.0f s", err, RETENTION_EVERY_S)
 
     def _shutdown(self, once: bool, flush_timeout_s: float) -> int:

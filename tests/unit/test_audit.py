@@ -116,3 +116,30 @@ def test_a_log_rewritten_from_scratch_is_caught_by_an_anchor(tmp_path, capsys):
     assert main(["audit", "verify", str(path), "--anchor", anchor]) == 1
     assert f"anchored entry {anchor} is not in the log" in capsys.readouterr().out
     assert main(["audit", "verify", str(path), "--anchor", AuditLog(path).head()[1]]) == 0
+
+
+@pytest.mark.parametrize("failure", ["raises", "short write"])
+def test_a_full_disk_adds_nothing_and_leaves_the_chain_intact(tmp_path, monkeypatch, failure):
+    import errno
+    import os
+
+    from edge.audit import AuditWriteError
+
+    path = tmp_path / "audit.log"
+    log = AuditLog(path)
+    log.append("config", sha256="a" * 64)
+    before = path.read_bytes()
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if failure == "raises":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(AuditWriteError, match="No space left on device"):
+        log.append("read_published", read_id="r1", feed="reads")
+    monkeypatch.setattr(os, "write", real_write)
+    assert path.read_bytes() == before
+    log.append("read_published", read_id="r1", feed="reads")  # once there is room again, the chain goes on
+    assert verify_audit_log(path) == []

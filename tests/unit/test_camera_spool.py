@@ -83,3 +83,31 @@ def test_a_failing_retention_purge_is_logged_and_the_camera_goes_on(caplog):
     cam.cfg, cam.audit, cam._last_retention = SimpleNamespace(privacy=SimpleNamespace(retention_hours=24.0)), None, -1e9
     cam._maybe_retention()  # must not raise out of the frame loop
     assert "disk I/O error" in caplog.text
+
+
+def test_a_full_disk_under_the_audit_log_holds_the_read_back_and_then_spools_it(monkeypatch, tmp_path, caplog):
+    """FeedRouter.route writes the audit log before the read is spooled: its failure must not lose the read."""
+    from types import SimpleNamespace
+
+    from edge.audit import AuditWriteError
+    from edge.camera import CameraStats
+    from tests.unit import read_fixtures as F
+
+    monkeypatch.setattr(threading.Event, "wait", lambda self, timeout=None: self.is_set())  # no real sleeping
+
+    class FullAuditRouter:
+        failures = 2
+
+        def route(self, read):
+            if self.failures:
+                self.failures -= 1
+                raise AuditWriteError("audit log /var/lib/edge/x/audit.log: cannot write: No space left on device")
+            return [read.read_id]
+
+    spool = FlakySpool(failures=0)
+    cam = camera_with(spool)
+    cam.cfg, cam.calibration, cam.stats = F.config(tmp_path), None, CameraStats()
+    cam.pipeline, cam.router, cam.publisher, cam.out = SimpleNamespace(model_roles=F.MODELS), FullAuditRouter(), None, None
+    cam._publish(F.track())
+    assert len(spool.written) == 1 and cam.stats.reads == 1
+    assert caplog.text.count("No space left on device") == 2
