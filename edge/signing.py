@@ -63,10 +63,14 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)  # a half-written key would stop every later start
+        raise
 
 
 def write_public_key(path: Path, key: Ed25519PublicKey) -> None:
@@ -124,7 +128,10 @@ class Signer:
             return cls.load(path, camera_id)
         except OSError as err:
             raise ConfigError(f"{path}: cannot create signing key: {err.strerror}") from None
-        write_public_key(public_key_path(path), key.public_key())
+        try:
+            write_public_key(public_key_path(path), key.public_key())
+        except OSError as err:  # the private key is whole, so the camera can sign; every read carries the public key
+            log.error("%s: cannot write the public key (%s); every signed read carries it", public_key_path(path), err.strerror)
         signer = cls(key, camera_id, path)
         log.warning(
             "created signing key %s for camera %s at %s; give %s to the back office (fingerprint %s)",

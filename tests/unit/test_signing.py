@@ -99,6 +99,22 @@ def test_load_or_create_makes_a_private_key_once(tmp_path):
     assert load_trusted_keys(path.parent) == {a.key_id: a.public_raw}
 
 
+def test_a_full_disk_at_key_creation_leaves_no_half_key_behind(tmp_path, monkeypatch):
+    """Otherwise every later start refuses the truncated file and the camera never comes up."""
+    import errno
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    path = tmp_path / "cam-1" / "signing.key"
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(ConfigError, match="No space left on device"):
+        Signer.load_or_create(path, "cam-1")
+    assert not path.exists() and not public_key_path(path).exists()
+    monkeypatch.undo()
+    assert Signer.load_or_create(path, "cam-1").key_id  # once there is room, the key is made
+
+
 def test_group_readable_key_is_refused_with_the_fix(tmp_path):
     path = tmp_path / "cam-1.key"
     Signer.load_or_create(path, "cam-1")
