@@ -37,7 +37,6 @@ import socket
 import sqlite3
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
