@@ -25,6 +25,7 @@ from typing import Any, Callable, TextIO, TypeVar
 import numpy as np
 
 from edge.capture import FrameSource
+from edge.clock import clock_state
 from edge.config import CameraConfig, FeedKind
 from edge.motion import MotionGate
 from edge.pipeline import ImagePipeline
@@ -56,23 +57,6 @@ class CameraStats:
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
-
-
-def clock_synced() -> bool | None:
-    """Whether the system clock is disciplined by NTP; None when this unit cannot tell."""
-    if Path("/run/systemd/timesync/synchronized").exists():
-        return True
-    try:
-        import ctypes
-
-        class Timex(ctypes.Structure):  # struct timex: only the leading fields matter here
-            _fields_ = [("modes", ctypes.c_uint), ("pad", ctypes.c_long * 40)]
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        state = libc.adjtimex(ctypes.byref(Timex()))
-        return None if state < 0 else state != 5  # TIME_ERROR: clock not synchronised
-    except (OSError, AttributeError):
-        return None
 
 
 class Camera:
@@ -138,7 +122,7 @@ class Camera:
             "frame_ms_p50": _round(s.percentile_ms(50)),
             "frame_ms_p95": _round(s.percentile_ms(95)),
             "models": self.pipeline.models,
-            "clock_synced": clock_synced(),
+            "clock": dataclasses.asdict(clock_state()),
             "uptime_s": round(time.monotonic() - s.started, 1),
         }
 
@@ -277,7 +261,7 @@ class Camera:
             self.cfg,
             models=self.pipeline.model_roles,
             calibration=self.calibration,
-            clock_synced=clock_synced(),
+            clock_synced=clock_state().synced,
             processing_ms=round(self.stats.frame_ms, 2),
         )
         outbound = self._until_written(lambda: self.router.route(read))  # route() writes the audit log

@@ -11,7 +11,7 @@ from edge.serve import camera_commands, serve
 def site(tmp_path, cameras: list[tuple[str, str]]):
     text = "restart_initial_s = 0.2\nrestart_max_s = 0.4\nstop_timeout_s = 5\n"
     for cam_id, source in cameras:
-        (tmp_path / f"{cam_id}.toml").write_text(f'[camera]\nid = "{cam_id}"\n')
+        (tmp_path / f"{cam_id}.toml").write_text(f'[camera]\nid = "{cam_id}"\n[spool]\ndir = "{tmp_path / "spool"}"\n')
         text += f'[[cameras]]\nconfig = "{cam_id}.toml"\nsource = "{source}"\n'
     path = tmp_path / "site.toml"
     path.write_text(text)
@@ -47,3 +47,20 @@ def test_crashing_camera_is_restarted_with_backoff_and_stop_is_clean(tmp_path, c
     assert result["code"] == 0
     assert caplog.text.count("exited with status 2") >= 2
     assert "restarting in" in caplog.text
+
+
+def test_a_camera_whose_source_ends_is_not_restarted_and_serve_returns(tmp_path, caplog):
+    caplog.set_level("INFO")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(frames / "f0.jpg"), np.zeros((48, 64, 3), np.uint8))
+    s = site(tmp_path, [("north", str(frames))])
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("code", serve(s, threading.Event())))
+    t.start()
+    t.join(120)
+    assert not t.is_alive() and result["code"] == 0
+    assert "finished its source" in caplog.text and "restarting" not in caplog.text
