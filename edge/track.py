@@ -32,6 +32,7 @@ _SURE_JUMP_WIDTHS = 0.75
 _SETTLED_READS = 3
 _SETTLED_CONFIDENCE = 0.9
 _REREAD_GROWTH = 1.25
+_MAX_SIGHTINGS = 300
 # A box this close to the frame edge, moving outwards, has left the scene.
 _EDGE_MARGIN = 0.02
 
@@ -70,6 +71,7 @@ class _Track:
     best: Observation | None = None
     voted: PlateReading | None = None
     ended: bool = False  # emitted; kept a while only to absorb late sightings
+    frames: int = 0  # sightings ever added (the list itself is bounded)
 
     @property
     def last(self) -> _Sighting:
@@ -184,6 +186,9 @@ class Tracker:
 
     def _add(self, track: _Track, obs: Observation) -> None:
         track.sightings.append(_Sighting(obs.frame.timestamp, obs.detection.box, obs.reading))
+        track.frames += 1
+        if len(track.sightings) > _MAX_SIGHTINGS:  # a vehicle parked in view: bound memory and voting work
+            del track.sightings[1]  # the first stays: where and when the pass began
         if track.ended or obs.reading is None:
             return
         track.voted = vote([s.reading for s in track.sightings if s.reading is not None])
@@ -217,7 +222,7 @@ class Tracker:
         results = []
         for t in tracks:
             self._open.remove(t)
-            if len(t.sightings) >= self.cfg.min_frames and t.best is not None and t.voted is not None:
+            if t.frames >= self.cfg.min_frames and t.best is not None and t.voted is not None:
                 results.append(self._result(t))
                 t.best, t.ended = None, True  # the frame goes with the result; the ended track keeps only its path
                 self._ended.append(t)
@@ -231,7 +236,7 @@ class Tracker:
             best=t.best,
             first_seen=first.time,
             last_seen=last.time,
-            frames=len(t.sightings),
+            frames=t.frames,
             direction=image_direction(first.box, last.box),
             observations=(t.best,),
             path=tuple((s.time, s.box) for s in t.sightings),

@@ -141,3 +141,14 @@ def test_a_few_sharp_frames_outvote_many_poor_ones():
     sharp = [reading("BD51SMR", 0.95, [0.99] * 7)] * 2
     poor = [reading("BD61SMR", 0.1, [0.9, 0.9, 0.6, 0.9, 0.5, 1.0, 0.9])] * 6
     assert vote(sharp + poor).text == "BD51SMR"
+
+
+def test_a_vehicle_parked_in_view_keeps_bounded_state_and_counts_every_frame():
+    tr = Tracker(TrackingSection(timeout_s=5))
+    for i in range(700):
+        tr.update(T0 + timedelta(seconds=i * 0.04), [obs("AB12CDE", (100, 100, 80, 20), i * 0.04, seq=i)])
+    [track] = tr._open
+    assert len(track.sightings) <= 300
+    [result] = tr.flush()
+    assert result.frames == 700 and result.reading.text == "AB12CDE"
+    assert result.first_seen == T0
