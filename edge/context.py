@@ -113,6 +113,14 @@ def _speed(track: TrackResult) -> dict[str, Any] | None:
     return {"kmh": round(float(track.speed_kmh), 1), "uncertainty_kmh": None if unc is None else round(float(unc), 1)}
 
 
+def _wrong_way(calibration: Any, track: TrackResult) -> bool | None:
+    if calibration is None or getattr(calibration, "travel_direction", None) is None:
+        return None
+    from edge.calibrate.scene import is_wrong_way
+
+    return is_wrong_way(calibration, track.direction.value)
+
+
 def build_read(
     track: TrackResult,
     cfg: CameraConfig,
@@ -159,6 +167,7 @@ def build_read(
         "heading_deg": cam.heading_deg,
         "lane": track.lane,
         "direction": track.direction.value,
+        "wrong_way": _wrong_way(calibration, track),
         "timestamp": iso_ms(frame.timestamp),
         "times": {
             "first_seen": iso_ms(track.first_seen),

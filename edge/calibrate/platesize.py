@@ -25,26 +25,3 @@ def fit_plate_width(widths, low_q: float = LOW_Q, high_q: float = HIGH_Q, margin
         raise ConfigError(f"plate size: {len(w)} plates found in the sample frames; need at least {MIN_SAMPLES}")
     lo, hi = np.quantile(w, [low_q, high_q])
     return round(float(lo / margin), 1), round(float(hi * margin), 1)
-
-
-def plausible_width(cal: Calibration | None, width_px: float, scale: float = 1.0) -> bool:
-    """Whether a box of this width (pixels of a frame `scale` times the calibrated size) can be a plate here."""
-    if cal is None or cal.plate_width_px is None:
-        return True
-    lo, hi = cal.plate_width_px
-    return lo * scale <= width_px <= hi * scale
-
-
-def detection_scale(cal: Calibration | None, frame_width: int, input_width: int, min_plate_px: float = 16.0) -> float:
-    """How much to shrink a frame before detection: as much as the detector input asks, but never so much
-    that the smallest expected plate falls below `min_plate_px` (where detection recall drops).
-
-    Returns the resize factor (<= 1 shrinks). Without a plate-size calibration it is input/frame width.
-    """
-    fit = input_width / frame_width
-    if cal is None or cal.plate_width_px is None:
-        return min(1.0, fit)
-    smallest = cal.plate_width_px[0]
-    if cal.image_size is not None:
-        smallest *= frame_width / cal.image_size[0]
-    return float(min(1.0, max(fit, min_plate_px / max(smallest, 1e-6))))

@@ -13,7 +13,7 @@ from edge.calibrate.confidence import (
     isotonic_fit,
 )
 from edge.calibrate.file import Calibration
-from edge.calibrate.platesize import detection_scale, fit_plate_width, plausible_width
+from edge.calibrate.platesize import fit_plate_width
 from edge.errors import ConfigError
 
 
@@ -68,25 +68,13 @@ def test_calibrate_confidence_applies_the_map_and_is_identity_without_one():
     np.testing.assert_allclose(apply_knots(cal.confidence_knots, [0.2, 0.8]), [0.1, 0.5])
 
 
-def test_plate_width_range_is_robust_and_used():
+def test_plate_width_range_is_robust():
     rng = np.random.default_rng(0)
     widths = list(rng.uniform(60, 140, 200)) + [3.0, 900.0]  # two stray boxes
     lo, hi = fit_plate_width(widths)
     assert 40 < lo < 60 and 140 < hi < 200
-    cal = Calibration(plate_width_px=(lo, hi), image_size=(1280, 720))
-    assert plausible_width(cal, 100) and not plausible_width(cal, 10) and not plausible_width(cal, 500)
-    assert plausible_width(cal, 50, scale=0.5)  # at half resolution plates are half as wide
-    assert plausible_width(None, 1e6)
     with pytest.raises(ConfigError, match="need at least"):
         fit_plate_width([50, 60])
-
-
-def test_detection_scale_keeps_the_smallest_plate_detectable():
-    cal = Calibration(plate_width_px=(40.0, 200.0), image_size=(1920, 1080))
-    # Fitting 1920 into 640 would make a 40 px plate 13 px wide: shrink less, to keep it at 16 px.
-    assert detection_scale(cal, 1920, 640, min_plate_px=16) == pytest.approx(0.4)
-    assert detection_scale(None, 1920, 640) == pytest.approx(1 / 3)
-    assert detection_scale(Calibration(plate_width_px=(120.0, 300.0), image_size=(1920, 1080)), 1920, 640) == pytest.approx(1 / 3)
 
 
 def test_confidence_command_fits_on_train_and_reports_on_test(tmp_path, monkeypatch, capsys):

@@ -87,3 +87,16 @@ def test_faces_are_searched_at_a_width_set_by_the_smallest_face(tmp_path):
 
     assert detection_width(F.config(tmp_path)) == 1280  # 24 px cascade window = 12 px in a 640 px overview
     assert detection_width(F.config(tmp_path, imagery={"redact_min_face_px": 24})) == 640
+
+
+def test_a_pass_against_the_calibrated_direction_is_flagged_wrong_way(tmp_path):
+    from dataclasses import replace
+
+    from edge.calibrate.file import Calibration
+    from edge.types import Direction
+
+    track = replace(F.track(), direction=Direction.AWAY)
+    cfg = F.config(tmp_path, imagery={"level": "none"})
+    assert build_read(track, cfg, models=F.MODELS, calibration=Calibration(travel_direction="towards")).record["wrong_way"] is True
+    assert build_read(track, cfg, models=F.MODELS, calibration=Calibration(travel_direction="away")).record["wrong_way"] is False
+    assert build_read(track, cfg, models=F.MODELS).record["wrong_way"] is None
