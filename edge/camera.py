@@ -47,6 +47,7 @@ class CameraStats:
     detections: int = 0
     reads: int = 0
     rejected_low_confidence: int = 0
+    frame_failures: int = 0  # frames that raised in processing (a bug): logged and skipped
     fps: float = 0.0  # exponential moving average of processed frames per second
     frame_ms: float = 0.0  # moving average of pipeline time per processed frame
     recent_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))  # for percentiles
@@ -116,6 +117,7 @@ class Camera:
             "frames_still": s.still_frames,
             "frames_dropped": self.source.stats.dropped,
             "frame_errors": self.source.stats.errors,
+            "frame_failures": s.frame_failures,
             "reconnects": self.source.stats.reconnects,
             "reads": s.reads,
             "frame_ms": round(s.frame_ms, 2),
@@ -142,7 +144,11 @@ class Camera:
         self._context.start()
         try:
             for frame in self.source.frames():
-                self._process(frame)
+                try:
+                    self._process(frame)
+                except Exception:  # one bad frame must not end the camera or lose its open tracks
+                    self.stats.frame_failures += 1
+                    log.exception("frame %d from %s could not be processed; skipped", frame.seq, frame.source)
                 self._maybe_retention()
                 if progress is not None and time.monotonic() - shown > 0.25:
                     shown = time.monotonic()

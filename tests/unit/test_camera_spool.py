@@ -111,3 +111,40 @@ def test_a_full_disk_under_the_audit_log_holds_the_read_back_and_then_spools_it(
     cam._publish(F.track())
     assert len(spool.written) == 1 and cam.stats.reads == 1
     assert caplog.text.count("No space left on device") == 2
+
+
+def test_a_frame_that_raises_is_skipped_and_the_open_tracks_still_end_as_reads(caplog):
+    """A bug on one frame must not end the camera nor lose the passes it was tracking."""
+    from edge.camera import CameraStats
+    from edge.capture import CaptureStats
+    from edge.config import TrackingSection, load_camera_config
+    from edge.track import Tracker
+    from tests.builders import frame, obs
+
+    emitted = []
+    cam = camera_with(FlakySpool(failures=0))
+    cam.stats = CameraStats()
+    cam.tracker = Tracker(TrackingSection())
+    cam.tracker.update(obs("AB12CDE", (10, 10, 80, 20), 0.0).frame.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)])
+
+    class Source:
+        name, live, stats = "test", False, CaptureStats()
+
+        def frames(self):
+            yield frame(0.1, 1)
+            yield frame(0.2, 2)
+
+        def close(self):
+            pass
+
+    cam.source = Source()
+    cam.cfg = load_camera_config(None)
+    cam.publisher = None
+    cam._process = lambda f: (_ for _ in ()).throw(RuntimeError("boom"))
+    cam._maybe_retention = lambda: None
+    cam._emit = emitted.append
+    cam._shutdown = lambda once, timeout: 0
+    cam._context = threading.Thread(target=lambda: None)
+    assert cam.run(threading.Event()) == 0
+    assert cam.stats.frame_failures == 2 and "could not be processed" in caplog.text
+    assert [t.reading.text for t in emitted] == ["AB12CDE"]
