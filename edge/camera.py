@@ -176,7 +176,7 @@ class Camera:
             finished = self.tracker.update(frame.timestamp, [])
         else:
             if self.gate is not None and self.tracker.open_tracks:
-                self.gate.moved(frame.image)  # keep the reference current while tracking
+                self.gate.moved(frame.image)  # so that, once tracks end, stillness is judged against a recent scene
             results = self.pipeline.process(frame.image, skip=lambda d: self.tracker.is_settled(d.box, frame.timestamp))
             s.detections += len(results)
             observations = [Observation(frame, r.detection, r.reading) for r in results if r.reading is not None or r.skipped]
