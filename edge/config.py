@@ -36,6 +36,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
+def repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted (for "must be unique" errors)."""
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 def check_camera_id(value: str) -> str:
     if not CAMERA_ID.match(value):
         raise ValueError(f"camera id {value!r} is not allowed: use {CAMERA_ID_RULE}")
@@ -169,8 +174,7 @@ class PrivacySection(_Section):
     @field_validator("feeds")
     @classmethod
     def _unique(cls, v: tuple[FeedConfig, ...]) -> tuple[FeedConfig, ...]:
-        names = [f.name for f in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated([f.name for f in v])
         if dupes:
             raise ValueError(f"feed names must be unique, repeated: {', '.join(dupes)}")
         return v

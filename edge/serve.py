@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.config import SiteConfig, load_camera_config
+from edge.config import SiteConfig, load_camera_config, repeated
+from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,8 @@ def camera_commands(site: SiteConfig) -> list[_Child]:
         if source:
             argv += ["--source", source]
         children.append(_Child(cfg.camera.id, argv))
-    ids = [c.camera_id for c in children]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    dupes = repeated([c.camera_id for c in children])
     if dupes:
-        from edge.errors import ConfigError
-
         raise ConfigError(f"{site.source_file}: camera ids must be unique across the site, repeated: {', '.join(dupes)}")
     return children
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.config import CAMERA_ID_RULE, check_camera_id, format_validation_errors, read_toml
+from edge.config import CAMERA_ID_RULE, check_camera_id, format_validation_errors, read_toml, repeated
 from edge.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -199,8 +199,7 @@ class _SceneModel(_Strict):
     @field_validator("lanes")
     @classmethod
     def _unique(cls, v: list[_LaneModel]) -> list[_LaneModel]:
-        names = [lane.name for lane in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated([lane.name for lane in v])
         if dupes:
             raise ValueError(f"lane names must be unique, repeated: {', '.join(dupes)}")
         return v
