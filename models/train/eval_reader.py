@@ -37,6 +37,7 @@ COUNTRIES = {  # what a camera in that region would be configured with (other Eu
 SHORT = {"openalpr_benchmarks_eu": "eu", "openalpr_benchmarks_br": "br", "openalpr_benchmarks_us": "us",
          "openalpr_us_plate_crops": "us_crops", "synthetic_gb": "gb_synth"}
 SYNTHETIC_SEED = 9_000_000_000  # far from the training stream's seeds (about 2e13 and up)
+VALIDATION_SEED = 8_000_000_000  # gb_val: a second held-out range, for model choices (test figures stay unseen)
 
 
 def _norm(text: str, dataset: str) -> str:
@@ -109,14 +110,14 @@ def model_latency(path: Path, runs: int = 300) -> float:
     return float(np.median(ts))
 
 
-def synthetic_gb(n: int) -> list[RealCrop]:
+def synthetic_gb(n: int, first_seed: int = SYNTHETIC_SEED) -> list[RealCrop]:
     """Rendered UK plates as a camera sees them (no real UK crops with ground truth exist):
     seeds the training stream never draws, every GB format, the same augmentation as training."""
     from models.train import augment, render
 
     out = []
     for i in range(n):
-        rng = np.random.default_rng(SYNTHETIC_SEED + i)
+        rng = np.random.default_rng(first_seed + i)
         char_px = augment.random_char_height(rng)
         plate = render.random_plate(rng, "GB", height_px=int(np.clip(char_px / 0.7 * 1.6, 40, 140)))
         crop = augment.camera_crop(rng, plate.image, 0.7 if plate.lines == 1 else 0.35, char_px)
@@ -152,16 +153,22 @@ def main() -> None:
                     "another machine for latency figures, and stop")
     ap.add_argument("--synthetic-gb", type=int, default=0, metavar="N",
                     help="also N rendered UK plates (held-out seeds), reported as gb_synth")
+    ap.add_argument("--validation-gb", type=int, default=0, metavar="N",
+                    help="ONLY N rendered UK plates from another held-out seed range (gb_val): for choosing between "
+                         "models without looking at the test figures")
     ap.add_argument("--latency-only", action="store_true",
                     help="only time preprocessing + model + decoding per crop (numpy/OpenCV/onnxruntime alone)")
     ap.add_argument("--crops-dir", type=Path, help="read test crops written by --save-crops instead of --datasets")
     args = ap.parse_args()
 
-    if args.crops_dir:
+    if args.validation_gb:
+        crops = synthetic_gb(args.validation_gb, VALIDATION_SEED)  # reported under gb_synth: the only set in this mode
+        print(f"validation mode: {len(crops)} rendered UK plates from seed {VALIDATION_SEED} (not the test seeds)")
+    elif args.crops_dir:
         crops = [c for c in load_prepared(args.crops_dir)]
     else:
         crops = real_crops(args.datasets, "test")
-    if args.synthetic_gb:
+    if args.synthetic_gb and not args.validation_gb:
         crops += synthetic_gb(args.synthetic_gb)
     if args.save_crops:
         save_crops(crops, args.save_crops)

@@ -161,7 +161,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--finetune-real-fraction", type=float, default=0.6)
     ap.add_argument("--finetune-at", type=float, default=0.7, help="progress (0..1) at which fine-tuning starts")
     ap.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    ap.add_argument("--init", type=Path, help="start from this checkpoint (reader.pt) instead of from scratch: fine-tuning")
+    ap.add_argument("--gb-share", type=float, help="share of rendered plates that are UK (default: render.COUNTRY_WEIGHTS, 0.40)")
     args = ap.parse_args(argv)
+    if args.gb_share is not None:
+        # Set before the data workers fork, so they inherit it.
+        from models.train import render
+
+        rest = sum(v for k, v in render.COUNTRY_WEIGHTS.items() if k != "GB")
+        for k in render.COUNTRY_WEIGHTS:
+            render.COUNTRY_WEIGHTS[k] = args.gb_share if k == "GB" else render.COUNTRY_WEIGHTS[k] / rest * (1 - args.gb_share)
 
     if (args.data / "fonts").is_dir() and not os.environ.get("EDGE_FONT_DIR"):
         os.environ["EDGE_FONT_DIR"] = str((args.data / "fonts").resolve())  # inherited by the data workers
@@ -175,7 +184,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device {device}, {len(real)} real train crops, workers {args.workers}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    model = PlateCTC(args.width).to(device)
+    model = PlateCTC(args.width)
+    if args.init:
+        ckpt = torch.load(args.init, map_location="cpu")
+        if float(ckpt.get("width", 1.0)) != args.width:
+            raise SystemExit(f"--init {args.init}: checkpoint width {ckpt.get('width')} differs from --width {args.width}")
+        model.load_state_dict(ckpt["model"])
+        print(f"fine-tuning from {args.init}", flush=True)
+    model = model.to(device)
     print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -251,7 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"training": {"steps": step, "samples": step * args.batch, "seconds": round(elapsed), "seed": args.seed,
                          "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                          "real_train_crops": len(real), "real_fraction": args.real_fraction,
-                         "finetune_real_fraction": args.finetune_real_fraction, "finetune_at": args.finetune_at}}
+                         "finetune_real_fraction": args.finetune_real_fraction, "finetune_at": args.finetune_at,
+                         **({"init": str(args.init), "lr": args.lr} if args.init else {}),
+                         **({"gb_share": args.gb_share} if args.gb_share is not None else {})}}
     export(model, args.out, meta)
     print(f"wrote {args.out / 'reader.onnx'}", flush=True)
 
