@@ -145,11 +145,14 @@ def _matching(table: _Table, text: str) -> np.ndarray:
     return np.flatnonzero(ok.all(axis=1))
 
 
-def _fit(text: str, probs: np.ndarray, template: tuple[str, ...]) -> tuple[str, list[float], float, int] | None:
-    """Match one template: the corrected text, character confidences, log score and swap count."""
+def _fit(text: str, probs: list[list[float]], template: tuple[str, ...]) -> tuple[str, list[float], float, int] | None:
+    """Match one template: the corrected text, character confidences, log score and swap count.
+
+    `probs` is the lattice as nested lists: indexing them is several times faster than numpy
+    scalars, and a plate is matched against about ten templates."""
     out, confs, score, swaps = [], [], 0.0, 0
     for i, (ch, allowed) in enumerate(zip(text, template)):
-        p = float(probs[i, _INDEX[ch]])
+        p = probs[i][_INDEX[ch]]
         if ch in allowed:
             out.append(ch)
             confs.append(p)
@@ -158,7 +161,7 @@ def _fit(text: str, probs: np.ndarray, template: tuple[str, ...]) -> tuple[str, 
         alt = LOOKALIKES.get(ch)
         if alt is None or alt not in allowed:
             return None
-        q = float(probs[i, _INDEX[alt]])
+        q = probs[i][_INDEX[alt]]
         out.append(alt)
         confs.append(min(1.0, p + q))  # the model was sure of the shape; the grammar names the character
         cap = NEAR_IDENTICAL_MAX_COST if ch in NEAR_IDENTICAL else SWAP_MAX_COST
@@ -200,8 +203,13 @@ def decode(lattice: Lattice, countries: tuple[str, ...] = ("GB",), max_alternati
         if old is None or d.score > old.score:
             results[d.text] = d
 
+    rows: dict[int, list[list[float]]] = {}  # candidates share the lattice or a slice of it: convert each once
     for text, probs, extra in _candidates(lattice):
-        base = [float(probs[i, _INDEX[c]]) for i, c in enumerate(text)]
+        key = id(probs)
+        if key not in rows:
+            rows[key] = probs.tolist()
+        plist = rows[key]
+        base = [plist[i][_INDEX[c]] for i, c in enumerate(text)]
         raw = sum(math.log(max(p, _P_FLOOR)) for p in base)
         keep(Decoded(text, tuple(base), raw + extra - NO_FORMAT_COST, None, 0))
         group = table.get(len(text))
@@ -209,7 +217,7 @@ def decode(lattice: Lattice, countries: tuple[str, ...] = ("GB",), max_alternati
             continue
         for k in _matching(group, text):
             fmt, template, preferred = group.entries[k]
-            fitted = _fit(text, probs, template)
+            fitted = _fit(text, plist, template)
             if fitted is None:
                 continue
             new_text, confs, score, swaps = fitted

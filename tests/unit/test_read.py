@@ -13,7 +13,7 @@ import pytest
 from edge.cli import main as edge_main
 from edge.config import CameraConfig, MODELS_DIR
 from edge.errors import ModelError
-from edge.plates.image import is_two_line, plate_colour, plate_input
+from edge.plates.image import batch_input, is_two_line, plate_colour, plate_input
 from edge.read import OnnxReader, TesseractReader, crop_plate, load_reader
 from edge.types import Box, Detection, PlateColour, PlateReading
 from models.train.render import random_plate
@@ -71,6 +71,22 @@ def test_onnx_reader_reads_rendered_plates(reader):
 def test_onnx_reader_reads_two_line_plates(reader):
     readings = reader.read([p.image for p in _plates(lines=2)[:3]])
     assert sum(r is not None and r.text == t for r, (_, t, _) in zip(readings, CLEAN)) >= 2
+
+
+def test_only_plates_that_may_be_dark_are_retried_negated():
+    rng = np.random.default_rng(5)
+    light = [random_plate(rng, "GB", text="AB12CDE", colour=c, height_px=60).image for c in ("yellow", "white")]
+    dark = [random_plate(rng, "GB", text="AB12CDE", colour="black", height_px=60).image]
+    from edge.read import _may_be_dark
+
+    assert _may_be_dark(batch_input(light + dark, 32, 128)).tolist() == [False, False, True]
+
+
+@needs_model
+def test_reads_light_characters_on_a_dark_plate(reader):
+    rng = np.random.default_rng(6)
+    plate = random_plate(rng, "GB", text="KX68LMN", colour="black", height_px=80)
+    assert reader.read([plate.image])[0].text == "KX68LMN"
 
 
 @needs_model
