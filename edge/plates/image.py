@@ -22,9 +22,13 @@ def is_two_line(crop: np.ndarray) -> bool:
     return w < TWO_LINE_ASPECT * h
 
 
-def _split_rows(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top and bottom lines of a two-line plate, cut at the brightest band in the middle third."""
+def _split_rows(grey: np.ndarray, cut: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top and bottom lines of a two-line plate, cut at the brightest band in the middle third
+    (or at `cut`, a fraction of the height)."""
     h = grey.shape[0]
+    if cut is not None:
+        at = min(h - 1, max(1, round(h * cut)))
+        return grey[:at], grey[at:]
     lo, hi = int(h * 0.35), int(h * 0.65)
     if hi - lo < 1:
         return grey[: h // 2], grey[h // 2 :]
@@ -49,8 +53,11 @@ def _resize(grey: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(grey, (width, height), interpolation=interp)
 
 
-def plate_input(crop: np.ndarray, height: int, width: int) -> np.ndarray:
-    """One crop (BGR or grey uint8) as a float32 array (height, width) in [-1, 1]."""
+def plate_input(crop: np.ndarray, height: int, width: int, cut: float | None = None) -> np.ndarray:
+    """One crop (BGR or grey uint8) as a float32 array (height, width) in [-1, 1].
+
+    `cut`: for a two-line crop, where to split the lines (a fraction of the height) instead of
+    at the brightest band between them."""
     if crop.ndim == 3:
         grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     else:
@@ -58,7 +65,7 @@ def plate_input(crop: np.ndarray, height: int, width: int) -> np.ndarray:
     if grey.shape[0] < 2 or grey.shape[1] < 2:
         raise ValueError(f"plate crop is too small to read: {grey.shape[1]}x{grey.shape[0]} px")
     if is_two_line(grey):
-        top, bottom = _split_rows(grey)
+        top, bottom = _split_rows(grey, cut)
         grey = np.hstack([_resize(top, width // 2, height), _resize(bottom, width - width // 2, height)])
     else:
         grey = _resize(grey, width, height)

@@ -89,6 +89,47 @@ def test_reads_light_characters_on_a_dark_plate(reader):
     assert reader.read([plate.image])[0].text == "KX68LMN"
 
 
+class _ScriptedModel:
+    """Stands in for the ONNX model: answers each run with the next scripted text per input row."""
+
+    def __init__(self, *runs):
+        self.runs = list(runs)
+        self.sidecar = {"input": {"shape": [1, 32, 128]}, "name": "scripted", "version": "0"}
+        self.path, self.sha256, self.name, self.version = Path("scripted.onnx"), "0" * 64, "scripted", "0"
+        self.batches = []
+
+    def run(self, x):
+        texts = self.runs.pop(0)
+        self.batches.append(len(x))
+        probs = np.zeros((len(x), 32, 37), np.float32)
+        probs[:, :, 0] = 1.0
+        for n in range(len(x)):
+            text = texts[n] if n < len(texts) else ""
+            for t, ch in enumerate(text):
+                probs[n, 2 * t + 1, 0] = 0.0
+                probs[n, 2 * t + 1, 1 + "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".index(ch)] = 1.0
+        return [probs]
+
+
+def test_weak_two_line_reading_is_retried_with_other_cuts():
+    from edge.read import TWO_LINE_CUTS
+
+    square = random_plate(np.random.default_rng(3), "GB", text="AB12CDE", colour="yellow", lines=2, height_px=80).image
+    # First pass: nothing legible; of the other cuts, the third reads the plate.
+    model = _ScriptedModel([""], ["", "", "AB12CDE", "", ""])
+    reading = OnnxReader(model, ("GB",)).read([square])[0]
+    assert reading.text == "AB12CDE" and reading.plate_format == "gb_current"
+    assert model.batches == [1, len(TWO_LINE_CUTS)]
+    # A confident one-line reading gets no second look.
+    model = _ScriptedModel(["AB12CDE"])
+    assert OnnxReader(model, ("GB",)).read([square])[0].text == "AB12CDE" and model.batches == [1]
+
+
+def test_two_line_cut_can_be_chosen():
+    plate = random_plate(np.random.default_rng(4), "GB", text="AB12CDE", colour="white", lines=2, height_px=80).image
+    assert not np.array_equal(plate_input(plate, 32, 128, 0.4), plate_input(plate, 32, 128, 0.6))
+
+
 @needs_model
 def test_onnx_reader_handles_empty_batches_and_unreadable_crops(reader):
     assert reader.read([]) == []
