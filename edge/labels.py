@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +69,12 @@ def load_labelled_folder(folder: str | Path) -> list[LabelledImage]:
     csv_path = folder / "labels.csv"
     if not csv_path.is_file():
         raise ConfigError(f"{folder}: not a labelled folder (no labels.csv; expected header image,plate,x,y,w,h)")
+    try:  # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, which would hide the 'image' column
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{csv_path}: not UTF-8 text ({err}); save it as CSV UTF-8") from None
     by_image: dict[str, list[LabelledPlate]] = {}
-    with open(csv_path, newline="") as f:
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"image", "plate", "x", "y", "w", "h"} - set(reader.fieldnames or ())
         if missing:
