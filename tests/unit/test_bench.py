@@ -257,3 +257,17 @@ def test_generated_labels_lie_inside_their_frames(tmp_path: Path) -> None:
         h, w = cv2.imread(str(im.path)).shape[:2]
         for p in im.plates:
             assert p.plate and 0 <= p.box.x and p.box.x + p.box.w <= w and 0 <= p.box.y and p.box.y + p.box.h <= h
+
+
+# ----------------------------------------------------------------------------- integrators' folders
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_an_empty_or_broken_image_is_an_error_of_that_image_not_of_the_run(tmp_path: Path, overlap: bool) -> None:
+    folder = tmp_path / "case"
+    make_folder(folder, CASE)
+    (folder / "a.png").write_bytes(b"")  # zero bytes (a copy that failed), first: the warm-up image too
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n")  # truncated
+    res = run_bench(folder, StubPipeline(ANSWERS), overlap=overlap)
+    assert [im.error is not None for im in res.images] == [True, True, False, False]
+    assert res.summary["errors"] == 2 and res.summary["images"] == 4 and res.summary["timed_frames"] == 2
