@@ -16,6 +16,7 @@ Time is the frames' own timestamps, so offline runs are deterministic.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,8 @@ _REREAD_GROWTH = 1.25
 _MAX_SIGHTINGS = 300
 # A box this close to the frame edge, moving outwards, has left the scene.
 _EDGE_MARGIN = 0.02
+# Predicted growth is held within 4x either way: frames microseconds apart would otherwise overflow it.
+_MAX_LOG_GROWTH = math.log(4.0)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -89,7 +92,8 @@ class _Track:
         ahead = (at - last.time).total_seconds()
         (cx0, cy0), (cx1, cy1) = prev.box.center, last.box.center
         vx, vy = (cx1 - cx0) / dt, (cy1 - cy0) / dt
-        grow = (last.box.w / prev.box.w) ** (ahead / dt) if prev.box.w > 0 else 1.0
+        log_grow = math.log(last.box.w / prev.box.w) * ahead / dt
+        grow = math.exp(min(max(log_grow, -_MAX_LOG_GROWTH), _MAX_LOG_GROWTH))
         w, h = last.box.w * grow, last.box.h * grow
         cx, cy = cx1 + vx * ahead, cy1 + vy * ahead
         return Box(cx - w / 2, cy - h / 2, w, h)

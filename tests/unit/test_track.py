@@ -152,3 +152,12 @@ def test_a_vehicle_parked_in_view_keeps_bounded_state_and_counts_every_frame():
     [result] = tr.flush()
     assert result.frames == 700 and result.reading.text == "AB12CDE"
     assert result.first_seen == T0
+
+
+def test_frames_microseconds_apart_do_not_blow_up_the_motion_prediction():
+    """File times of a folder copied in one burst are µs apart: growth per µs must not overflow."""
+    tr = Tracker(TrackingSection())
+    tr.update(T0, [obs("AB12CDE", (100, 100, 80, 20), 0.0)])
+    tr.update(T0 + timedelta(microseconds=10), [obs("AB12CDE", (101, 100, 88, 22), 0.00001)])
+    done = tr.update(T0 + timedelta(seconds=0.1), [obs("AB12CDE", (102, 100, 88, 22), 0.1)]) + tr.flush()
+    assert done and {r.reading.text for r in done} == {"AB12CDE"}
