@@ -107,6 +107,7 @@ class Tracker:
         self._open: list[_Track] = []
         self._ended: list[_Track] = []  # emitted within the last timeout_s: late sightings of them are absorbed
         self._next_id = 1
+        self._latest: datetime | None = None  # the last frame's time
 
     @property
     def open_tracks(self) -> int:
@@ -114,11 +115,18 @@ class Tracker:
 
     def update(self, at: datetime, observations: list[Observation], frame_size: tuple[int, int] | None = None) -> list[TrackResult]:
         """Add one frame's observations (all from the frame at time `at`); return finished tracks."""
-        finished = self._expire(at)
+        finished = []
+        if self._latest is not None and at < self._latest:
+            # The clock stepped back (an NTP step on a live source): times before and after the step do not
+            # compare (a pass would end before it began, or stay open until the clock caught up). End the open passes.
+            finished += self._finish(list(self._open))
+        self._latest = at
+        finished += self._expire(at)
         # Located-only observations extend tracks; a reading of nothing legible is no evidence at all.
         unmatched = self._associate(self._open, at, [o for o in observations if o.reading is None or o.reading.text])
         # A plate of a pass already emitted (e.g. half out of the frame as it leaves) is not a new vehicle.
-        self._ended = [t for t in self._ended if (at - t.last.time).total_seconds() <= self.cfg.timeout_s]
+        # abs(): after a clock step back, a pass just ended still absorbs its own plate, but not for the hour the clock went back.
+        self._ended = [t for t in self._ended if abs((at - t.last.time).total_seconds()) <= self.cfg.timeout_s]
         unmatched = self._associate(self._ended, at, unmatched)
         for obs in unmatched:
             if obs.reading is None:

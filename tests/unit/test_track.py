@@ -154,6 +154,32 @@ def test_a_vehicle_parked_in_view_keeps_bounded_state_and_counts_every_frame():
     assert result.first_seen == T0
 
 
+def test_a_clock_stepped_back_mid_pass_still_ends_the_pass_as_one_read():
+    """An NTP step back while a plate is in view: its read must not be lost to last_seen < first_seen."""
+    tr = Tracker(TrackingSection())
+    tr.update(T0, [obs("AB12CDE", (100, 100, 80, 20), 0.0)])
+    done = tr.update(T0 - timedelta(seconds=0.5), [obs("AB12CDE", (100, 105, 80, 20), -0.5)])
+    done += tr.flush()
+    assert [r.reading.text for r in done] == ["AB12CDE"]
+
+
+def test_a_clock_stepped_back_an_hour_does_not_hold_open_passes_for_an_hour():
+    tr = Tracker(TrackingSection(timeout_s=1.5))
+    tr.update(T0, [obs("AB12CDE", (100, 100, 80, 20), 0.0)])
+    stepped = T0 - timedelta(hours=1)
+    done = tr.update(stepped, []) + tr.update(stepped + timedelta(seconds=2), [])
+    assert [r.reading.text for r in done] == ["AB12CDE"]
+    assert tr.open_tracks == 0
+
+
+def test_a_similar_plate_after_a_clock_step_back_is_a_new_read_not_absorbed_by_an_old_pass():
+    tr = Tracker(TrackingSection(timeout_s=1.0))
+    assert len(tr.update(T0, [obs("AB12CDE", (100, 100, 80, 20), 0.0)]) + tr.flush()) == 1
+    later = T0 - timedelta(hours=1) + timedelta(seconds=30)  # clock stepped back an hour; a new car 30 s later
+    tr.update(later, [obs("AB12CDE", (100, 100, 80, 20), 0.0)])
+    assert len(tr.flush()) == 1
+
+
 def test_frames_microseconds_apart_do_not_blow_up_the_motion_prediction():
     """File times of a folder copied in one burst are µs apart: growth per µs must not overflow."""
     tr = Tracker(TrackingSection())
