@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from edge.bench import decode
 from edge.config import load_camera_config
 from edge.errors import ConfigError
 from edge.labels import IMAGE_SUFFIXES, list_images
@@ -113,7 +113,8 @@ class _Engine:
 
 def _read_one(engine: _Engine, path: Path) -> dict[str, Any]:
     start = time.perf_counter()
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+    # Decoded from the file's bytes as bench does: cv2.imread crashes the process on a name that is not UTF-8.
+    image = decode(path)[0] if path.is_file() else None
     if image is None:
         why = "no such file" if not path.exists() else "not a readable image"
         return {"image": str(path), "error": f"{path}: {why}"}
