@@ -185,28 +185,34 @@ class LiveSource:
         delay = self.cfg.reconnect_initial_s
         seq = 0
         while not self._stop.is_set():
-            cap = _open_capture(self.spec, self.cfg.open_timeout_s)
-            if not cap.isOpened():
-                log.warning("%s: cannot open (no answer within %.0f s, refused, or bad credentials); retrying in %.1f s", self.name, self.cfg.open_timeout_s, delay)
-            else:
-                log.info("%s: opened", self.name)
-                delay = self.cfg.reconnect_initial_s
-                while not self._stop.is_set():
-                    ok, image = cap.read()
-                    if not ok or image is None:
-                        log.warning("%s: stream dropped (read failed or timed out after %.0f s); reconnecting in %.1f s", self.name, self.cfg.open_timeout_s, delay)
-                        break
-                    if image.ndim == 2:
-                        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-                    frame = Frame(image, datetime.now(timezone.utc), seq, self.name)
-                    seq += 1
-                    with self._cond:
-                        if len(self._queue) >= self.cfg.queue_frames:
-                            self._queue.popleft()
-                            self.stats.dropped += 1
-                        self._queue.append(frame)
-                        self._cond.notify()
-            cap.release()
+            cap = None
+            try:
+                cap = _open_capture(self.spec, self.cfg.open_timeout_s)
+                if not cap.isOpened():
+                    log.warning("%s: cannot open (no answer within %.0f s, refused, or bad credentials); retrying in %.1f s", self.name, self.cfg.open_timeout_s, delay)
+                else:
+                    log.info("%s: opened", self.name)
+                    delay = self.cfg.reconnect_initial_s
+                    while not self._stop.is_set():
+                        ok, image = cap.read()
+                        if not ok or image is None:
+                            log.warning("%s: stream dropped (read failed or timed out after %.0f s); reconnecting in %.1f s", self.name, self.cfg.open_timeout_s, delay)
+                            break
+                        if image.ndim == 2:
+                            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+                        frame = Frame(image, datetime.now(timezone.utc), seq, self.name)
+                        seq += 1
+                        with self._cond:
+                            if len(self._queue) >= self.cfg.queue_frames:
+                                self._queue.popleft()
+                                self.stats.dropped += 1
+                            self._queue.append(frame)
+                            self._cond.notify()
+            except Exception:  # e.g. cv2.error from a broken stream: a dead thread would leave the camera waiting for ever
+                log.exception("%s: capture failed; reconnecting in %.1f s", self.name, delay)
+            finally:
+                if cap is not None:
+                    cap.release()
             if self._stop.wait(delay):
                 break
             self.stats.reconnects += 1

@@ -1,3 +1,4 @@
+import threading
 import time
 from pathlib import Path
 
@@ -155,3 +156,40 @@ def test_http_mjpeg_stream_drops_and_reconnects(caplog):
     assert len(shades) >= 2, "frames from a second connection never came"
     assert src.stats.reconnects >= 1
     assert "stream dropped" in caplog.text and "pw" not in caplog.text
+
+
+class _FailingCap:
+    """A camera that accepts the connection, then fails every read (e.g. wrong stream path, no frames)."""
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        return False, None
+
+    def release(self):
+        pass
+
+
+def test_an_exception_in_the_capture_thread_reconnects_instead_of_stalling_the_camera(monkeypatch, caplog):
+    """A backend that raises (cv2.error from a broken stream) must not silently end capture for ever."""
+
+    class RaisingCap(_FailingCap):
+        opened = 0
+
+        def __init__(self):
+            RaisingCap.opened += 1
+
+        def read(self):
+            if RaisingCap.opened == 1:
+                raise cv2.error("OpenCV(4.x) ... error: (-215:Assertion failed) !buf.empty() in function 'imdecode_'")
+            return True, np.full((8, 8, 3), 7, np.uint8)
+
+    monkeypatch.setattr("edge.capture._open_capture", lambda spec, timeout: RaisingCap())
+    src = LiveSource("rtsp://user:pw@camera/stream", CaptureSection(reconnect_initial_s=0.01))
+    src._thread.join(0.2)
+    alive = src._thread.is_alive()
+    src.close()
+    assert alive, "the capture thread died: the camera would wait for frames for ever"
+    assert src.stats.reconnects >= 1
+    assert "Assertion failed" in caplog.text and "pw" not in caplog.text
