@@ -192,12 +192,13 @@ class LiveSource:
                     log.warning("%s: cannot open (no answer within %.0f s, refused, or bad credentials); retrying in %.1f s", self.name, self.cfg.open_timeout_s, delay)
                 else:
                     log.info("%s: opened", self.name)
-                    delay = self.cfg.reconnect_initial_s
                     while not self._stop.is_set():
                         ok, image = cap.read()
                         if not ok or image is None:
                             log.warning("%s: stream dropped (read failed or timed out after %.0f s); reconnecting in %.1f s", self.name, self.cfg.open_timeout_s, delay)
                             break
+                        # Reset only once frames flow: a stream that opens but never delivers still backs off.
+                        delay = self.cfg.reconnect_initial_s
                         if image.ndim == 2:
                             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
                         frame = Frame(image, datetime.now(timezone.utc), seq, self.name)

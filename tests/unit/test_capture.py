@@ -171,6 +171,26 @@ class _FailingCap:
         pass
 
 
+def test_a_stream_that_opens_but_never_delivers_backs_off_instead_of_retrying_at_full_rate(monkeypatch):
+    waits = []
+    real_wait = threading.Event.wait
+
+    def wait(self, timeout=None):  # record the capture thread's backoff without sleeping through it
+        if threading.current_thread().name.startswith("edge.capture"):
+            waits.append(timeout)
+            timeout = 0.001
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(threading.Event, "wait", wait)
+    monkeypatch.setattr("edge.capture._open_capture", lambda spec, timeout: _FailingCap())
+    src = LiveSource("rtsp://camera/stream", CaptureSection(reconnect_initial_s=1, reconnect_max_s=8))
+    deadline = time.monotonic() + 5
+    while src.stats.reconnects < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    src.close()
+    assert waits[:4] == [1, 2, 4, 8]
+
+
 def test_an_exception_in_the_capture_thread_reconnects_instead_of_stalling_the_camera(monkeypatch, caplog):
     """A backend that raises (cv2.error from a broken stream) must not silently end capture for ever."""
 
