@@ -250,13 +250,14 @@ def _misses(out: Path, r: BenchResult) -> str:
 def miss_thumbnail(image: np.ndarray, p: PlateOutcome, im: ImageOutcome) -> np.ndarray:
     """The plate's neighbourhood (or the whole crop), boxes drawn, truth and reading written underneath."""
     h, w = image.shape[:2]
-    view = image
+    view = image[0:0]  # stays empty for a crop: the whole image is shown
     if p.box is not None:
         x, y, bw, bh = p.box
         mx, my = max(bw * 1.5, 60), max(bh * 3, 50)
         x0, y0 = int(max(0, x - mx)), int(max(0, y - my))
         x1, y1 = int(min(w, x + bw + mx)), int(min(h, y + bh + my))
         view = image[y0:y1, x0:x1].copy()
+    if view.size:  # empty when the label box lies outside the image (e.g. labelled before EXIF rotation): show it whole
         scale = THUMB_W / max(view.shape[1], 1)
         view = cv2.resize(view, (THUMB_W, max(1, int(view.shape[0] * scale))), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
