@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from edge.bench import BenchResult, ImageOutcome, PlateOutcome
+from edge.bench import BenchResult, ImageOutcome, PlateOutcome, decode
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 MAX_THUMBS = 1000  # per backend: bounds the report's size on a big folder (the count of misses is always given)
@@ -36,7 +36,8 @@ def write_report(out: str | Path, results: Sequence[BenchResult]) -> Path:
         parts.append(_misses(out, r))
     parts.append("</body></html>")
     index = out / "index.html"
-    index.write_text("\n".join(p for p in parts if p), encoding="utf-8")
+    # errors="replace": a file name that is not UTF-8 shows as "?" in a caption instead of failing the report
+    index.write_text("\n".join(p for p in parts if p), encoding="utf-8", errors="replace")
     return index
 
 
@@ -231,7 +232,8 @@ def _misses(out: Path, r: BenchResult) -> str:
         count += len(misses) or 1
         if len(figures) >= MAX_THUMBS:
             continue
-        image = cv2.imread(im.image, cv2.IMREAD_COLOR)
+        # Decoded as bench decoded it: cv2.imread crashes the process on a name that is not UTF-8.
+        image = decode(Path(im.image))[0] if Path(im.image).is_file() else None
         if image is None:
             figures.append(f"<figure><figcaption>{_esc(Path(im.image).name)}: {_esc(im.error or 'unreadable')}</figcaption></figure>")
             continue

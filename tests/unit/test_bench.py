@@ -271,3 +271,39 @@ def test_an_empty_or_broken_image_is_an_error_of_that_image_not_of_the_run(tmp_p
     res = run_bench(folder, StubPipeline(ANSWERS), overlap=overlap)
     assert [im.error is not None for im in res.images] == [True, True, False, False]
     assert res.summary["errors"] == 2 and res.summary["images"] == 4 and res.summary["timed_frames"] == 2
+
+
+def test_report_survives_a_label_box_outside_its_image(tmp_path: Path) -> None:
+    # A phone photo labelled before its EXIF rotation was applied: the box lies beyond the decoded image.
+    from edge.bench import ImageOutcome, PlateOutcome
+
+    cv2.imwrite(str(tmp_path / "p.jpg"), np.full((300, 200, 3), 90, np.uint8))
+    miss = PlateOutcome("AB12CDE", [400, 30, 40, 10], False, None)
+    res = BenchResult("stub", str(tmp_path), {"split": "all", "mode": "scenes"},
+                      [ImageOutcome(str(tmp_path / "p.jpg"), 200, 300, (miss,), (), {"total": 1.0})])
+    write_report(tmp_path / "report", [res])
+    (thumb,) = (tmp_path / "report" / "misses" / "stub").glob("*.jpg")
+    assert cv2.imread(str(thumb)) is not None
+
+
+def test_report_survives_an_image_name_that_is_not_utf8(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from edge.bench import ImageOutcome, PlateOutcome
+
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.png"
+    with open(raw, "wb") as f:
+        f.write(cv2.imencode(".png", np.full((120, 160, 3), 90, np.uint8))[1].tobytes())
+    miss = PlateOutcome("AB12CDE", [10, 10, 50, 12], False, None)
+    res = BenchResult("stub", str(tmp_path), {"split": "all", "mode": "scenes"},
+                      [ImageOutcome(os.fsdecode(raw), 160, 120, (miss,), (), {"total": 1.0})])
+    (tmp_path / "result.json").write_text(json.dumps(res.to_dict()))
+    # In a process of its own: cv2.imread on such a name is a segfault, which must fail this test, not end the run.
+    code = ("import json, sys; from edge.bench import BenchResult; from edge.report import write_report; "
+            "write_report(sys.argv[2], [BenchResult.from_dict(json.load(open(sys.argv[1])))])")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "result.json"), str(tmp_path / "report")],
+                          cwd=ROOT, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    assert "caf" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert len(list((tmp_path / "report" / "misses" / "stub").glob("*.jpg"))) == 1
