@@ -240,7 +240,7 @@ def accuracy(images: Sequence[ImageOutcome], fold: dict[str, str] | None = None)
         return char_errors(fold_text(p.truth, fold) or "", fold_text(p.read, fold))
 
     n_chars = sum(len(p.truth) for p in texted)
-    detected_texted = [p for p in texted if p.detected or p.box is None]
+    detected_texted = [p for p in texted if p.detected]  # a crop counts as detected (see _crop_outcomes)
     out: dict[str, Any] = {
         "images": len(images),
         "plates": len(plates),

@@ -307,3 +307,12 @@ def test_report_survives_an_image_name_that_is_not_utf8(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     assert "caf" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     assert len(list((tmp_path / "report" / "misses" / "stub").glob("*.jpg"))) == 1
+
+
+def test_a_plate_whose_box_is_unknown_is_not_counted_as_detected_in_a_scene(tmp_path: Path) -> None:
+    # labels.csv may leave x,y,w,h empty when unknown; in a folder of scenes such a plate can match no detection.
+    make_folder(tmp_path / "mixed", [("a.png", 10, "AB12CDE", (10, 10, 50, 12)), ("b.png", 20, "XY34ZZZ", None)])
+    res = run_bench(tmp_path / "mixed", StubPipeline({10: [result((10, 10, 50, 12), "AB12CDE")]}))
+    assert res.summary["mode"] == "scenes"
+    assert res.summary["read_exact"] == 0.5  # of the two plates with text
+    assert res.summary["read_exact_detected"] == 1.0  # of the one found: b's plate was never matched to a detection
