@@ -67,30 +67,40 @@ def serve(site: SiteConfig, stop: threading.Event | None = None) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-    for child in children:
-        child.delay_s = site.restart_initial_s
-        _start(child)
-    while not stop.wait(0.5) and not all(c.done for c in children):
-        now = time.monotonic()
+    try:
         for child in children:
-            if child.proc is not None and child.proc.poll() is not None:
-                code = child.proc.returncode
-                ran = now - child.started
-                if code == 0:  # its source ended (a file or folder): done, not crashed
-                    log.info("camera %s finished its source after %.0f s; not restarted", child.camera_id, ran)
-                    child.proc, child.done = None, True
-                    continue
-                if ran > _HEALTHY_AFTER_S:
-                    child.delay_s = site.restart_initial_s
-                log.warning("camera %s exited with status %s after %.0f s; restarting in %.0f s", child.camera_id, code, ran, child.delay_s)
-                child.proc = None
-                child.restart_at = now + child.delay_s
-                child.delay_s = min(child.delay_s * 2, site.restart_max_s)
-            elif child.proc is None and not child.done and now >= child.restart_at:
-                child.restarts += 1
-                _start(child)
-    _stop_all(children, site.stop_timeout_s)
+            child.delay_s = site.restart_initial_s
+            _start(child)
+        while not stop.wait(0.5) and not all(c.done for c in children):
+            now = time.monotonic()
+            for child in children:
+                if child.proc is not None and child.proc.poll() is not None:
+                    code = child.proc.returncode
+                    ran = now - child.started
+                    if code == 0:  # its source ended (a file or folder): done, not crashed
+                        log.info("camera %s finished its source after %.0f s; not restarted", child.camera_id, ran)
+                        child.proc, child.done = None, True
+                        continue
+                    if ran > _HEALTHY_AFTER_S:
+                        child.delay_s = site.restart_initial_s
+                    log.warning("camera %s exited with status %s after %.0f s; restarting in %.0f s", child.camera_id, code, ran, child.delay_s)
+                    _schedule_restart(child, now, site.restart_max_s)
+                elif child.proc is None and not child.done and now >= child.restart_at:
+                    child.restarts += 1
+                    try:
+                        _start(child)
+                    except OSError as err:  # e.g. fork() short of memory: try again later, keep supervising the others
+                        log.error("camera %s: cannot start %s: %s; retrying in %.0f s", child.camera_id, child.argv[0], err, child.delay_s)
+                        _schedule_restart(child, now, site.restart_max_s)
+    finally:  # whatever ends the loop, no camera is left running unsupervised
+        _stop_all(children, site.stop_timeout_s)
     return 0
+
+
+def _schedule_restart(child: _Child, now: float, max_s: float) -> None:
+    child.proc = None
+    child.restart_at = now + child.delay_s
+    child.delay_s = min(child.delay_s * 2, max_s)
 
 
 def _start(child: _Child) -> None:

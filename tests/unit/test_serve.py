@@ -64,3 +64,41 @@ def test_a_camera_whose_source_ends_is_not_restarted_and_serve_returns(tmp_path,
     t.join(120)
     assert not t.is_alive() and result["code"] == 0
     assert "finished its source" in caplog.text and "restarting" not in caplog.text
+
+
+def test_a_failed_restart_is_retried_and_never_orphans_the_other_cameras(tmp_path, monkeypatch, caplog):
+    """fork() failing for lack of memory on one restart must not end the supervisor and leave cameras unsupervised."""
+    import subprocess
+    import sys
+
+    from edge import serve as serve_mod
+
+    s = site(tmp_path, [("north", "a"), ("south", "b")]).model_copy(update={"restart_initial_s": 0.01, "restart_max_s": 0.02})
+    crash = serve_mod._Child("north", [sys.executable, "-c", "raise SystemExit(3)"])
+    steady = serve_mod._Child("south", [sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(serve_mod, "camera_commands", lambda site: [crash, steady])
+    real_popen, calls = subprocess.Popen, []
+
+    def popen(*args, **kw):
+        calls.append(args)
+        if len(calls) == 3:  # the first restart of the crashing camera
+            raise OSError(12, "Cannot allocate memory")
+        return real_popen(*args, **kw)
+
+    monkeypatch.setattr(serve_mod.subprocess, "Popen", popen)
+
+    class Stop(threading.Event):
+        def wait(self, timeout=None):  # poll quickly; stop once the crashing camera was restarted after the failure
+            if len(calls) >= 4:
+                self.set()
+            return super().wait(0.02)
+
+    try:
+        serve(s, Stop())
+    finally:
+        if steady.proc is not None and steady.proc.poll() is None:
+            steady.proc.kill()
+            steady.proc.wait()
+            pytest.fail("serve returned and left a camera running")
+    assert len(calls) >= 4
+    assert "Cannot allocate memory" in caplog.text
