@@ -465,6 +465,8 @@ def run_bench(
         tracker = _make_tracker(tracking) if meta is not None and tracking is not None else None
         wall0 = time.perf_counter()
         for n, (im, image, decode_ms) in enumerate(decoded(images, overlap)):
+            if progress is not None and n:  # counted here: unreadable images and repeat passes `continue` early
+                progress(rep * len(images) + n, len(images) * max(1, repeat))
             if image is None:
                 if rep == 0:
                     plates = tuple(PlateOutcome(p.plate, _box_list(p.box) if p.box else None, False, None) for p in im.plates)
@@ -496,9 +498,9 @@ def run_bench(
                 plates, false_pos = match_image(im.plates, results)
             h, w = image.shape[:2]
             outcomes.append(ImageOutcome(str(im.path), w, h, tuple(plates), tuple(false_pos), timings))
-            if progress is not None:
-                progress(rep * len(images) + n + 1, len(images) * max(1, repeat))
         wall_s += time.perf_counter() - wall0
+        if progress is not None:
+            progress((rep + 1) * len(images), len(images) * max(1, repeat))
         if tracker is not None and rep == 0:
             tracks += tracker.flush()
 

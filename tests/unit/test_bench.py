@@ -316,3 +316,12 @@ def test_a_plate_whose_box_is_unknown_is_not_counted_as_detected_in_a_scene(tmp_
     assert res.summary["mode"] == "scenes"
     assert res.summary["read_exact"] == 0.5  # of the two plates with text
     assert res.summary["read_exact_detected"] == 1.0  # of the one found: b's plate was never matched to a detection
+
+
+def test_progress_reaches_the_end_with_repeats_and_unreadable_images(tmp_path: Path) -> None:
+    make_folder(tmp_path / "case", CASE)
+    (tmp_path / "case" / "d.png").write_bytes(b"")  # the last image cannot be decoded
+    calls: list[tuple[int, int]] = []
+    run_bench(tmp_path / "case", StubPipeline(ANSWERS), repeat=2, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (8, 8)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
