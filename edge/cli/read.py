@@ -137,6 +137,11 @@ def _human(result: dict[str, Any]) -> str:
     return f"{result['image']}: " + "; ".join(parts) + f" ({result['ms']:.1f} ms)"
 
 
+def _printable(text: str) -> str:
+    """Undecodable bytes of a file name (kept by Python as surrogates) as U+FFFD: a strict UTF-8 stdout rejects them."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def run(args: argparse.Namespace) -> int:
     paths = _expand(args.paths)
     engine = _Engine(args)
@@ -147,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r[{n}/{len(paths)}] {path.name[:60]:60}", end="", file=sys.stderr, flush=True)
         result = _read_one(engine, path)
         failed += "error" in result
-        print(json.dumps(result) if args.json else _human(result), flush=True)
+        print(json.dumps(result) if args.json else _printable(_human(result)), flush=True)
     if show_progress:
         print("\r" + " " * 72 + "\r", end="", file=sys.stderr, flush=True)
     return 1 if failed else 0
