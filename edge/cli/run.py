@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_camera_config(args.config)
     cfg = cfg.with_overrides(camera={"id": args.camera}, mqtt={"broker": args.broker}, capture={"source": args.source})
     if not cfg.capture.source:
-        raise ConfigError("no source: give --source or set capture.source in the config")
+        where = cfg.source_file or "the embedded default configuration"
+        raise ConfigError(f"{where}: camera {cfg.camera.id}: no source: give --source or set capture.source")
     source = open_source(cfg.capture.source, cfg.capture)
     camera = Camera(cfg, source, spool_dir=args.spool)
 

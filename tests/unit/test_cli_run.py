@@ -1,0 +1,11 @@
+"""`edge run` argument and configuration errors: one clear line naming what is at fault."""
+
+from edge.cli import main
+
+
+def test_no_source_names_the_camera_and_its_config_file(tmp_path, capsys):
+    config = tmp_path / "north.toml"
+    config.write_text('[camera]\nid = "north"\n')
+    assert main(["run", "--camera", "north", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "north" in err and "capture.source" in err
