@@ -46,8 +46,9 @@ def camera_commands(site: SiteConfig) -> list[_Child]:
         cfg = load_camera_config(path)  # validate every camera before starting any
         argv = [sys.executable, "-m", "edge", "run", "--config", str(path), "--camera", cfg.camera.id]
         source = entry.source or cfg.capture.source
-        if source:
-            argv += ["--source", source]
+        if not source:  # it would only crash-loop, its error naming neither camera nor file
+            raise ConfigError(f"{site.source_file}: camera {cfg.camera.id}: no source (set source in its [[cameras]] table or capture.source in {path})")
+        argv += ["--source", source]
         children.append(_Child(cfg.camera.id, argv))
     dupes = repeated([c.camera_id for c in children])
     if dupes:

@@ -102,3 +102,12 @@ def test_a_failed_restart_is_retried_and_never_orphans_the_other_cameras(tmp_pat
             pytest.fail("serve returned and left a camera running")
     assert len(calls) >= 4
     assert "Cannot allocate memory" in caplog.text
+
+
+def test_a_camera_with_no_source_is_refused_before_any_camera_starts(tmp_path):
+    """Otherwise it crash-loops for ever with an error that names neither the camera nor its file."""
+    (tmp_path / "north.toml").write_text('[camera]\nid = "north"\n')
+    (tmp_path / "site.toml").write_text('[[cameras]]\nconfig = "north.toml"\n')
+    with pytest.raises(ConfigError) as err:
+        camera_commands(load_site_config(tmp_path / "site.toml"))
+    assert "north" in str(err.value) and "site.toml" in str(err.value) and "source" in str(err.value)
