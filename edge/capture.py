@@ -127,7 +127,7 @@ def _open_capture(spec: str | int, timeout_s: float) -> cv2.VideoCapture:
 
 
 class VideoFileSource:
-    """A video file, every frame in order; timestamps from the file's own clock, offset by its modification time."""
+    """A video file, every frame in order; timestamps from the file's own clock, ending at its modification time."""
 
     live = False
 
@@ -143,7 +143,8 @@ class VideoFileSource:
         self._closed = False
 
     def frames(self) -> Iterator[Frame]:
-        start = _mtime(self.path) or datetime.now(timezone.utc)
+        # A recorder writes the last frame last: the file's modification time is when the recording ended.
+        start = (_mtime(self.path) or datetime.now(timezone.utc)) - timedelta(seconds=self._duration_s())
         seq = 0
         while not self._closed:
             ok, image = self._cap.read()
@@ -159,6 +160,11 @@ class VideoFileSource:
         if frame_count and seq < frame_count - 1:
             self.stats.errors += 1
             log.warning("%s: video ended after %d of %d frames (truncated or corrupt); frames read so far are kept", self.name, seq, frame_count)
+
+    def _duration_s(self) -> float:
+        """The video's length from its header; 0 when the container does not say (raw streams)."""
+        fps, count = self._cap.get(cv2.CAP_PROP_FPS), self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        return count / fps if fps > 0 and count > 0 else 0.0
 
     def close(self) -> None:
         self._closed = True

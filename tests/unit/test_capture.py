@@ -213,3 +213,21 @@ def test_an_exception_in_the_capture_thread_reconnects_instead_of_stalling_the_c
     assert alive, "the capture thread died: the camera would wait for frames for ever"
     assert src.stats.reconnects >= 1
     assert "Assertion failed" in caplog.text and "pw" not in caplog.text
+
+
+def test_video_file_times_end_at_its_modification_time_not_after_it(tmp_path):
+    """A recorder writes the last frame last: reads must not be stamped after the file was finished."""
+    import os
+    from datetime import datetime, timedelta, timezone
+
+    path = tmp_path / "clip.avi"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(20):
+        out.write(np.full((48, 64, 3), i * 10, np.uint8))
+    out.release()
+    finished = datetime(2026, 3, 29, 0, 59, 59, tzinfo=timezone.utc)
+    os.utime(path, (finished.timestamp(), finished.timestamp()))
+    frames = list(open_source(str(path), CaptureSection()).frames())
+    assert frames[-1].timestamp <= finished
+    assert frames[0].timestamp >= finished - timedelta(seconds=2.1)
+    assert (frames[-1].timestamp - frames[0].timestamp).total_seconds() == pytest.approx(1.9)
