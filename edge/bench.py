@@ -325,7 +325,8 @@ def load_sequence(folder: Path) -> dict[str, Any] | None:
         return None
     try:
         meta = json.loads(path.read_text())
-        float(meta["fps"])
+        if not float(meta["fps"]) > 0:  # frame times are frame numbers / fps
+            raise ValueError(f"fps {meta['fps']!r} is not positive")
         for p in meta.get("passes", []):
             str(p["plate"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:

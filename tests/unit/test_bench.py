@@ -325,3 +325,13 @@ def test_progress_reaches_the_end_with_repeats_and_unreadable_images(tmp_path: P
     run_bench(tmp_path / "case", StubPipeline(ANSWERS), repeat=2, progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (8, 8)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_a_sequence_file_with_no_frame_rate_is_a_config_error(tmp_path: Path) -> None:
+    from edge.config import TrackingSection
+    from edge.errors import ConfigError
+
+    make_folder(tmp_path / "seq", [("seq_t0001.png", 10, "AB12CDE", (10, 10, 50, 12))])
+    (tmp_path / "seq" / "sequence.json").write_text(json.dumps({"fps": 0, "passes": []}))
+    with pytest.raises(ConfigError, match="sequence.json"):
+        run_bench(tmp_path / "seq", StubPipeline({}), tracking=TrackingSection())
