@@ -55,7 +55,10 @@ def decode_image(data: bytes) -> np.ndarray | None:
     """BGR image from encoded bytes; None when they are not a readable image."""
     if not data:
         return None
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # e.g. a corrupt header claiming more pixels than OpenCV allows: it raises, not returns None
+        return None
     return img if img is not None and img.size else None
 
 

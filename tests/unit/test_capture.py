@@ -231,3 +231,19 @@ def test_video_file_times_end_at_its_modification_time_not_after_it(tmp_path):
     assert frames[-1].timestamp <= finished
     assert frames[0].timestamp >= finished - timedelta(seconds=2.1)
     assert (frames[-1].timestamp - frames[0].timestamp).total_seconds() == pytest.approx(1.9)
+
+
+def test_an_image_whose_header_claims_a_huge_size_is_skipped_not_fatal(tmp_path, caplog):
+    """cv2.imdecode raises (not returns None) past its pixel limit: one such file must not end the run."""
+    import struct
+    import zlib
+
+    paths = write_frames(tmp_path, 2)
+    data = bytearray(cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", 60000, 60000)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    (tmp_path / "f000b.png").write_bytes(bytes(data))
+    src = FolderSource(tmp_path, CaptureSection())
+    frames = list(src.frames())
+    assert [Path(f.source).name for f in frames] == [p.name for p in paths]
+    assert src.stats.errors == 1 and "f000b.png" in caplog.text
