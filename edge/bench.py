@@ -392,7 +392,10 @@ def select_images(folder: Path, split: str = "all", limit: int | None = None) ->
 
 def decode(path: Path) -> tuple[np.ndarray | None, float]:
     """The image and the milliseconds cv2.imdecode took on the file's bytes (reading the file is not counted)."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:  # no read permission, gone since the listing, ...: that image's error, not the run's
+        return None, 0.0
     t0 = time.perf_counter()
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # imdecode raises on no bytes
     return image, (time.perf_counter() - t0) * 1e3

@@ -335,3 +335,18 @@ def test_a_sequence_file_with_no_frame_rate_is_a_config_error(tmp_path: Path) ->
     (tmp_path / "seq" / "sequence.json").write_text(json.dumps({"fps": 0, "passes": []}))
     with pytest.raises(ConfigError, match="sequence.json"):
         run_bench(tmp_path / "seq", StubPipeline({}), tracking=TrackingSection())
+
+
+def test_an_image_that_cannot_be_opened_is_an_error_of_that_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file without read permission (copied from a camera as another user); faked, as tests may run as root.
+    make_folder(tmp_path / "case", CASE)
+    real_fromfile = np.fromfile
+
+    def fromfile(path: str, *args: object, **kwargs: object) -> np.ndarray:
+        if Path(path).name == "b.png":
+            raise PermissionError(13, "Permission denied", path)
+        return real_fromfile(path, *args, **kwargs)
+
+    monkeypatch.setattr(np, "fromfile", fromfile)
+    res = run_bench(tmp_path / "case", StubPipeline(ANSWERS))
+    assert [im.error is not None for im in res.images] == [False, True, False, False]
