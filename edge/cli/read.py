@@ -149,10 +149,11 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for n, path in enumerate(paths, start=1):
         if show_progress:
-            print(f"\r[{n}/{len(paths)}] {path.name[:60]:60}", end="", file=sys.stderr, flush=True)
+            bar = f"[{n}/{len(paths)}] {path.name[:60]:60}"
+            print("\r" + bar, end="", file=sys.stderr, flush=True)
         result = _read_one(engine, path)
         failed += "error" in result
+        if show_progress:  # erased before the result: on a terminal stdout and stderr share its line
+            print("\r" + " " * len(bar) + "\r", end="", file=sys.stderr, flush=True)
         print(json.dumps(result) if args.json else _printable(_human(result)), flush=True)
-    if show_progress:
-        print("\r" + " " * 72 + "\r", end="", file=sys.stderr, flush=True)
     return 1 if failed else 0

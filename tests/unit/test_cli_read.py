@@ -51,3 +51,39 @@ def test_a_file_name_that_is_not_utf8_is_printed_on_a_strict_utf8_terminal(tmp_p
     proc = _edge("read", "--crops", str(tmp_path), env={"PYTHONIOENCODING": "utf-8:strict"})
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     assert proc.stdout.decode().startswith(str(tmp_path) + "/caf\ufffd.png: ")
+
+
+def _on_a_terminal(*args: str) -> list[str]:
+    """The lines a terminal shows when stdout and stderr both go to it (a carriage return overwrites from column 0)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "edge", *args], cwd=ROOT, stdout=slave, stderr=slave)
+    os.close(slave)
+    raw = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        raw += chunk
+    os.close(master)
+    proc.wait(timeout=120)
+    shown = []
+    for line in raw.decode(errors="replace").replace("\r\n", "\n").split("\n"):
+        screen = ""
+        for part in line.split("\r"):
+            screen = part + screen[len(part):]
+        if screen.strip():
+            shown.append(screen.rstrip())
+    return shown
+
+
+@needs_model
+def test_the_progress_line_does_not_garble_results_on_a_terminal(tmp_path: Path) -> None:
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), np.full((40, 120, 3), 200, np.uint8))
+    shown = _on_a_terminal("read", "--crops", str(tmp_path))
+    assert [line.split(":")[0] for line in shown] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")], shown
