@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, TextIO, TypeVar
 
@@ -144,11 +145,15 @@ class Camera:
         self._context.start()
         try:
             for frame in self.source.frames():
-                try:
-                    self._process(frame)
-                except Exception:  # one bad frame must not end the camera or lose its open tracks
-                    self.stats.frame_failures += 1
-                    log.exception("frame %d from %s could not be processed; skipped", frame.seq, frame.source)
+                if isinstance(frame, datetime):  # a live source stalled: passes seen before it end now, not when it returns
+                    for track in self.tracker.update(frame, []):
+                        self._emit(track)
+                else:
+                    try:
+                        self._process(frame)
+                    except Exception:  # one bad frame must not end the camera or lose its open tracks
+                        self.stats.frame_failures += 1
+                        log.exception("frame %d from %s could not be processed; skipped", frame.seq, frame.source)
                 self._maybe_retention()
                 if progress is not None and time.monotonic() - shown > 0.25:
                     shown = time.monotonic()

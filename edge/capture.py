@@ -30,6 +30,9 @@ from edge.types import Frame
 
 log = logging.getLogger(__name__)
 
+# A live source with no frame for this long says what time it is, so passes seen before a stall still end.
+_IDLE_S = 0.5
+
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".webm", ".mjpeg", ".mjpg", ".h264", ".h265")
 
 
@@ -46,7 +49,9 @@ class FrameSource(Protocol):
     live: bool
     stats: CaptureStats
 
-    def frames(self) -> Iterator[Frame]: ...
+    def frames(self) -> Iterator[Frame | datetime]:
+        """Frames in order; a live source also yields the time (a datetime) when no frame has come for a while."""
+        ...
 
     def close(self) -> None: ...
 
@@ -210,9 +215,10 @@ class LiveSource:
                         delay = self.cfg.reconnect_initial_s
                         if image.ndim == 2:
                             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-                        frame = Frame(image, datetime.now(timezone.utc), seq, self.name)
-                        seq += 1
                         with self._cond:
+                            # Stamped under the lock: no frame is older than a "no frame by then" time yielded before it.
+                            frame = Frame(image, datetime.now(timezone.utc), seq, self.name)
+                            seq += 1
                             if len(self._queue) >= self.cfg.queue_frames:
                                 self._queue.popleft()
                                 self.stats.dropped += 1
@@ -228,16 +234,18 @@ class LiveSource:
             self.stats.reconnects += 1
             delay = min(delay * 2, self.cfg.reconnect_max_s)
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self) -> Iterator[Frame | datetime]:
+        """Frames as they come; the time now instead when none came for _IDLE_S (a stalled or reconnecting stream)."""
         while not self._stop.is_set():
             with self._cond:
-                while not self._queue and not self._stop.is_set():
-                    self._cond.wait(0.5)
+                if not self._queue:
+                    self._cond.wait(_IDLE_S)
                 if self._stop.is_set():
                     return
-                frame = self._queue.popleft()
-            self.stats.frames += 1
-            yield frame
+                item = self._queue.popleft() if self._queue else datetime.now(timezone.utc)
+            if isinstance(item, Frame):
+                self.stats.frames += 1
+            yield item
 
     def close(self) -> None:
         self._stop.set()

@@ -148,3 +148,42 @@ def test_a_frame_that_raises_is_skipped_and_the_open_tracks_still_end_as_reads(c
     assert cam.run(threading.Event()) == 0
     assert cam.stats.frame_failures == 2 and "could not be processed" in caplog.text
     assert [t.reading.text for t in emitted] == ["AB12CDE"]
+
+
+def test_passes_seen_before_a_live_source_stalled_end_on_time_not_when_it_returns():
+    """The camera goes quiet right after a car: its read must not wait (in memory only) for the stream to come back."""
+    from datetime import timedelta
+
+    from edge.camera import CameraStats
+    from edge.capture import CaptureStats
+    from edge.config import TrackingSection, load_camera_config
+    from edge.track import Tracker
+    from tests.builders import T0, frame, obs
+
+    emitted, emitted_during_stall = [], []
+    cam = camera_with(FlakySpool(failures=0))
+    cam.stats = CameraStats()
+    cam.tracker = Tracker(TrackingSection(timeout_s=1.0))
+
+    class Source:
+        name, live, stats = "rtsp://camera/stream", True, CaptureStats()
+
+        def frames(self):
+            yield frame(0.0, 0)
+            yield T0 + timedelta(seconds=5)  # no frame by then: the stream stalled
+            emitted_during_stall.extend(emitted)
+
+        def close(self):
+            pass
+
+    cam.source = Source()
+    cam.cfg = load_camera_config(None)
+    cam.publisher = None
+    cam._process = lambda f: cam.tracker.update(f.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)])
+    cam._maybe_retention = lambda: None
+    cam._emit = emitted.append
+    cam._shutdown = lambda once, timeout: 0
+    cam._context = threading.Thread(target=lambda: None)
+    assert cam.run(threading.Event()) == 0
+    assert [t.reading.text for t in emitted_during_stall] == ["AB12CDE"]
+    assert cam.stats.frame_failures == 0

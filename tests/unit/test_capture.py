@@ -1,5 +1,6 @@
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -148,6 +149,8 @@ def test_http_mjpeg_stream_drops_and_reconnects(caplog):
     shades = set()
     deadline = time.monotonic() + 20
     for f in src.frames():
+        if isinstance(f, datetime):  # no frame for a while (reconnecting): the time, not a frame
+            continue
         shades.add(int(f.image[0, 0, 0]) // 30)
         if len(shades) >= 2 or time.monotonic() > deadline:
             break
@@ -247,3 +250,31 @@ def test_an_image_whose_header_claims_a_huge_size_is_skipped_not_fatal(tmp_path,
     frames = list(src.frames())
     assert [Path(f.source).name for f in frames] == [p.name for p in paths]
     assert src.stats.errors == 1 and "f000b.png" in caplog.text
+
+
+def test_a_stalled_live_source_says_what_time_it_is_so_passes_can_end(monkeypatch):
+    """One frame, then the camera goes quiet: the consumer must hear the time, not wait for the stream to return."""
+    quiet = threading.Event()
+
+    class StallingCap(_FailingCap):
+        delivered = False
+
+        def read(self):
+            if not StallingCap.delivered:
+                StallingCap.delivered = True
+                return True, np.full((8, 8, 3), 5, np.uint8)
+            quiet.wait(0.2)  # a stream that has stopped sending
+            return False, None
+
+    monkeypatch.setattr("edge.capture._open_capture", lambda spec, timeout: StallingCap())
+    monkeypatch.setattr("edge.capture._IDLE_S", 0.05)
+    src = LiveSource("rtsp://camera/stream", CaptureSection(reconnect_initial_s=5))
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(item for _, item in zip(range(2), src.frames())), daemon=True)
+    reader.start()
+    reader.join(1.0)
+    src.close()
+    quiet.set()
+    assert len(got) == 2, "the source blocked with no frame: passes seen before the stall would never end"
+    first, tick = got
+    assert isinstance(tick, datetime) and tick >= first.timestamp
