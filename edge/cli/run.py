@@ -34,8 +34,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge.camera import Camera
-    from edge.capture import open_source
+    from edge.capture import FrameSource, open_source
 
+    stop = threading.Event()
+    source: FrameSource | None = None
+
+    def on_signal(signum, _frame):
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+        if source is not None and source.live:
+            source.close()  # unblock the frame wait; offline sources stop between frames
+
+    # Before the source opens and the models load (seconds): a stop meanwhile must still end in a clean exit.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     cfg = load_camera_config(args.config)
     cfg = cfg.with_overrides(camera={"id": args.camera}, mqtt={"broker": args.broker}, capture={"source": args.source})
     if not cfg.capture.source:
@@ -43,16 +55,5 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{where}: camera {cfg.camera.id}: no source: give --source or set capture.source")
     source = open_source(cfg.capture.source, cfg.capture)
     camera = Camera(cfg, source, spool_dir=args.spool)
-
-    stop = threading.Event()
-
-    def on_signal(signum, _frame):
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
-        if source.live:
-            source.close()  # unblock the frame wait; offline sources stop between frames
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     progress = sys.stderr if sys.stderr.isatty() and not source.live else None
     return camera.run(stop, once=args.once, flush_timeout_s=args.flush_timeout, progress=progress)
