@@ -49,6 +49,7 @@ class CameraStats:
     reads: int = 0
     rejected_low_confidence: int = 0
     frame_failures: int = 0  # frames that raised in processing (a bug): logged and skipped
+    reads_lost: int = 0  # finished passes whose read could not be built or spooled: logged, and the exit status says so
     fps: float = 0.0  # exponential moving average of processed frames per second
     frame_ms: float = 0.0  # moving average of pipeline time per processed frame
     recent_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))  # for percentiles
@@ -239,6 +240,7 @@ class Camera:
             try:
                 self._publish(track)
             except Exception:  # a bug here must not stop the camera; the log says which read
+                self.stats.reads_lost += 1
                 log.exception("could not build read for track %d (%s)", track.track_id, track.reading.text)
 
     def _spool(self, outbound: list[OutboundRead]) -> None:
@@ -309,6 +311,9 @@ class Camera:
             self._stopping.set()
             self._finished.put(None)
             self._context.join()
+        if self.stats.reads_lost:
+            log.error("%d read(s) could not be built or spooled (see above): exit status 1", self.stats.reads_lost)
+            status = 1
         if self.publisher is not None:
             delivered = self.publisher.flush(flush_timeout_s if once else min(flush_timeout_s, 10.0))
             if not delivered:

@@ -187,3 +187,31 @@ def test_passes_seen_before_a_live_source_stalled_end_on_time_not_when_it_return
     assert cam.run(threading.Event()) == 0
     assert [t.reading.text for t in emitted_during_stall] == ["AB12CDE"]
     assert cam.stats.frame_failures == 0
+
+
+def test_a_read_given_up_at_shutdown_makes_the_exit_status_non_zero(caplog):
+    """`--once` exits 0 only when every read is acknowledged or safely spooled: a read lost to a full disk is not."""
+    import queue
+    from types import SimpleNamespace
+
+    from edge.camera import CameraStats
+    from edge.capture import CaptureStats
+
+    class FullSpool(FlakySpool):
+        path = "/var/lib/edge/x/spool.sqlite"
+
+        def depth(self):
+            return 0
+
+        def close(self):
+            pass
+
+    cam = camera_with(FullSpool(failures=10**9))
+    cam.stats, cam.publisher, cam.source = CameraStats(), None, SimpleNamespace(stats=CaptureStats())
+    cam._finished = queue.Queue(maxsize=8)
+    cam._publish = lambda track: cam._spool([track])
+    cam._context = threading.Thread(target=cam._context_loop, daemon=True)
+    cam._context.start()
+    cam._finished.put(SimpleNamespace(track_id=1, reading=SimpleNamespace(text="AB12CDE", confidence=0.99)))
+    assert cam._shutdown(once=True, flush_timeout_s=1.0) != 0
+    assert "disk is full" in caplog.text
