@@ -2,10 +2,13 @@
 
 Accuracy, per labelled plate: a detection matches a label when their boxes overlap
 at IoU >= 0.5 (one-to-one, best overlaps first); its reading is then compared with
-the label's text. Labels without text count for detection only; a folder whose
-labels have no boxes (plate crops) is read crop by crop, with no detection.
-Unmatched detections are false positives (in the openalpr sets only one plate per
-image is labelled, so some of them are real plates: a labelling gap, not an error).
+the label's text. Labels without text count for detection only. In a folder whose
+labels have no boxes, an image is a plate crop when it is small (shorter side at
+most CROP_MAX_SIDE px), read whole with no detection; any other image is a scene,
+and a label there without a box is an unlocated plate: each such label takes the detection that reads its text, or
+else the most confident detection left (found, misread), and counts for reading
+only. Unmatched detections are false positives (in the openalpr sets only one plate
+per image is labelled, so some of them are real plates: a labelling gap, not an error).
 
 Speed, per image: decode (cv2.imdecode of the file's bytes, the floor any engine
 pays), the pipeline's own stages (detect, read, ...), and track (sequence folders:
@@ -418,9 +421,34 @@ def decoded(images: Sequence[LabelledImage], overlap: bool = False) -> Iterator[
             yield im, image, ms
 
 
-def is_crop_folder(images: Sequence[LabelledImage]) -> bool:
-    """Every label lacks a box: the images are plate crops, to be read whole."""
+CROP_MAX_SIDE = 320  # an image without label boxes and no larger than this (shorter side) is a plate crop
+
+
+def is_crop(im: LabelledImage, image: np.ndarray) -> bool:
+    """A plate crop, to be read whole: its labels have no boxes and it is crop-sized."""
+    return all(p.box is None for p in im.plates) and min(image.shape[:2]) <= CROP_MAX_SIDE
+
+
+def might_be_crops(images: Sequence[LabelledImage]) -> bool:
+    """No label has a box: the folder may be plate crops (decided per image, by size)."""
     return bool(images) and all(p.box is None for im in images for p in im.plates)
+
+
+def match_unlocated(labels: Sequence[LabelledPlate], outcomes: list[PlateOutcome], false_pos: list[FalsePositive],
+                    fold: dict[str, str] | None = None) -> tuple[list[PlateOutcome], list[FalsePositive]]:
+    """Give labels with text but no box the unmatched detection reading their text, else the most
+    confident one left (found, misread): an unlocated plate cannot be judged by overlap."""
+    left = list(false_pos)  # most confident first, as the pipeline sorts them
+    out = list(outcomes)
+    for want_text in (True, False):
+        for i, lab in enumerate(labels):
+            if lab.box is not None or not lab.plate or out[i].detected or not left:
+                continue
+            pick = next((f for f in left if fold_text(f.read, fold or {}) == fold_text(lab.plate, fold or {})), None) if want_text else left[0]
+            if pick is not None:
+                left.remove(pick)
+                out[i] = PlateOutcome(lab.plate, None, True, pick.read, pick.box)
+    return out, left
 
 
 def run_bench(
@@ -450,15 +478,16 @@ def run_bench(
     images = select_images(folder, split, limit)
     if not images:
         raise ConfigError(f"{folder}: no images to bench (split {split!r})")
-    crops = is_crop_folder(images)
-    meta = load_sequence(folder) if not crops else None
+    maybe_crops = might_be_crops(images)
+    meta = load_sequence(folder) if not maybe_crops else None
+    modes: set[str] = set()
     fps = float(meta["fps"]) if meta else 10.0
     t_origin = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
     for im in images[:warmup]:
         img, _ = decode(im.path)
         if img is not None:
-            _infer(pipeline, img, crops)
+            _infer(pipeline, img, maybe_crops and is_crop(im, img))
 
     outcomes: list[ImageOutcome] = []
     tracks: list[Any] = []
@@ -476,8 +505,9 @@ def run_bench(
                     plates = tuple(PlateOutcome(p.plate, _box_list(p.box) if p.box else None, False, None) for p in im.plates)
                     outcomes.append(ImageOutcome(str(im.path), 0, 0, plates, (), {}, error="cannot decode image"))
                 continue
+            crop = maybe_crops and is_crop(im, image)
             t0 = time.perf_counter()
-            results = _infer(pipeline, image, crops)
+            results = _infer(pipeline, image, crop)
             infer_ms = (time.perf_counter() - t0) * 1e3
             timings = {"decode": decode_ms, **{k: float(v) for k, v in pipeline.last_timings_ms.items()}}
             track_ms = 0.0
@@ -496,10 +526,11 @@ def run_bench(
             if rep > 0:
                 extra_timings.append(timings)
                 continue
-            if crops:
+            modes.add("crops" if crop else "scenes")
+            if crop:
                 plates, false_pos = _crop_outcomes(im, results), []
             else:
-                plates, false_pos = match_image(im.plates, results)
+                plates, false_pos = match_unlocated(im.plates, *match_image(im.plates, results), fold)
             h, w = image.shape[:2]
             outcomes.append(ImageOutcome(str(im.path), w, h, tuple(plates), tuple(false_pos), timings))
         wall_s += time.perf_counter() - wall0
@@ -509,7 +540,8 @@ def run_bench(
             tracks += tracker.flush()
 
     summary: dict[str, Any] = {"backend": backend, "folder": str(folder), "split": split,
-                               "mode": "crops" if crops else "scenes", "overlap_decode": overlap, "repeat": max(1, repeat)}
+                               "mode": "mixed" if len(modes) > 1 else (modes.pop() if modes else "scenes"),
+                               "overlap_decode": overlap, "repeat": max(1, repeat)}
     summary.update(accuracy(outcomes, fold))
     summary.update(speed(outcomes, wall_s, extra_timings))
     if meta is not None and tracking is not None:

@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="measure accuracy and speed over a labelled folder",
         description="Accuracy (detection recall/precision at IoU 0.5, exact plate, character accuracy, by plate "
         "height, character confusions) and speed (per stage median/p95/p99, frames per second, peak memory) "
-        "over a labelled folder (labels.csv: image,plate,x,y,w,h). A folder whose labels have no boxes is "
-        "read as plate crops. A folder with sequence.json is also tracked and checked for one read per vehicle.",
+        "over a labelled folder (labels.csv: image,plate,x,y,w,h). In a folder whose labels have no boxes, small "
+        "images (shorter side up to 320 px) are read whole as plate crops and larger ones as scenes whose plates "
+        "are matched by text. A folder with sequence.json is also tracked and checked for one read per vehicle.",
     )
     p.add_argument("folder", type=Path, metavar="DIR", help="labelled folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (its last stdout line)")

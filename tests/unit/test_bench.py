@@ -58,14 +58,14 @@ class StubPipeline:
         return [reading(self.crop_reads[int(c[0, 0, 0])]) if int(c[0, 0, 0]) in self.crop_reads else None for c in crops]
 
 
-def make_folder(folder: Path, rows: list[tuple[str, int, str, tuple | None]]) -> None:
-    """rows: (image name, fill value, plate, box or None)."""
+def make_folder(folder: Path, rows: list[tuple[str, int, str, tuple | None]], size: tuple[int, int] = (120, 160)) -> None:
+    """rows: (image name, fill value, plate, box or None); images of `size` (height, width)."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "labels.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["image", "plate", "x", "y", "w", "h"])
         for name, fill, plate, box in rows:
-            cv2.imwrite(str(folder / name), np.full((120, 160, 3), fill, np.uint8))
+            cv2.imwrite(str(folder / name), np.full((*size, 3), fill, np.uint8))
             w.writerow([name, plate, *(box if box else ("", "", "", ""))])
 
 
@@ -163,6 +163,19 @@ def test_crop_folders_are_read_whole(tmp_path: Path) -> None:
     assert res.summary["read_exact"] == 0.5
     assert res.summary["char_acc"] == pytest.approx(11 / 12, abs=1e-4)
     assert res.summary["plates_with_box"] == 0 and res.summary["det_recall"] is None  # not measured, not zero
+
+
+def test_scene_photos_labelled_with_text_only_are_detected_and_read(tmp_path: Path) -> None:
+    # Photos (not crops) whose labels give the plate but no box: the reading that matches the text
+    # counts, whatever its box; a misread plate is found-but-wrong, not a false positive.
+    make_folder(tmp_path / "s", [("p.jpg", 50, "AB12CDE", None), ("q.jpg", 60, "XY34ZZZ", None)], size=(480, 640))
+    answers = {50: [result((300, 200, 90, 20), "AB12CDE"), result((10, 10, 40, 10), "FOO1")],
+               60: [result((100, 300, 90, 20), "XY34ZZ2")]}
+    res = run_bench(tmp_path / "s", StubPipeline(answers, crop_reads={50: "NOPE", 60: "NOPE"}))
+    s = res.summary
+    assert s["mode"] == "scenes" and s["read_exact"] == 0.5 and s["char_acc"] == pytest.approx(13 / 14, abs=1e-4)
+    assert s["false_pos_per_image"] == 0.5  # FOO1 only
+    assert s["plates_with_box"] == 0 and s["det_recall"] is None  # detection is not measured without boxes
 
 
 def test_one_read_per_vehicle_pass() -> None:
