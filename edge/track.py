@@ -38,6 +38,9 @@ _MAX_SIGHTINGS = 300
 _EDGE_MARGIN = 0.02
 # Predicted growth is held within 4x either way: frames microseconds apart would otherwise overflow it.
 _MAX_LOG_GROWTH = math.log(4.0)
+# Frames a stream delivers in a burst carry stamps a millisecond apart for motion that took a frame
+# interval: velocities are measured over at least this long (one frame at 50 fps).
+_MIN_VELOCITY_DT_S = 0.02
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -89,6 +92,7 @@ class _Track:
         dt = (last.time - prev.time).total_seconds()
         if dt <= 0:
             return last.box
+        dt = max(dt, _MIN_VELOCITY_DT_S)
         ahead = (at - last.time).total_seconds()
         (cx0, cy0), (cx1, cy1) = prev.box.center, last.box.center
         vx, vy = (cx1 - cx0) / dt, (cy1 - cy0) / dt

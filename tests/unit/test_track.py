@@ -187,3 +187,15 @@ def test_frames_microseconds_apart_do_not_blow_up_the_motion_prediction():
     tr.update(T0 + timedelta(microseconds=10), [obs("AB12CDE", (101, 100, 88, 22), 0.00001)])
     done = tr.update(T0 + timedelta(seconds=0.1), [obs("AB12CDE", (102, 100, 88, 22), 0.1)]) + tr.flush()
     assert done and {r.reading.text for r in done} == {"AB12CDE"}
+
+
+def test_frames_delivered_in_a_burst_do_not_split_a_pass():
+    # A stream hands over two buffered frames a millisecond apart: the plate moved 40 ms worth
+    # (8 px) between them. Taken at face value that is 8000 px/s, and the next frame's plate,
+    # 40 ms on where it should be, would be far from the prediction: a second read of one car.
+    tr = Tracker(TrackingSection())
+    frames = [(0.0, [obs("AB12CDE", (100, 300, 80, 20), 0.0, seq=0)]),
+              (0.001, [obs("AB12CDE", (108, 300, 80, 20), 0.001, seq=1)])]
+    frames += [(0.001 + 0.04 * k, [obs("AB12CDE", (108 + 8 * k, 300, 80, 20), 0.001 + 0.04 * k, seq=1 + k)]) for k in range(1, 4)]
+    [result] = run(tr, frames)
+    assert result.frames == 5
