@@ -34,16 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge.camera import Camera
-    from edge.capture import FrameSource, open_source
+    from edge.capture import open_source
 
     stop = threading.Event()
-    source: FrameSource | None = None
 
     def on_signal(signum, _frame):
+        # Only the flag: the frame loop sees it within 0.5 s even while a live stream is silent (the
+        # source then yields the time), and closing the source here could block the handler for
+        # the stream's open timeout before open passes are flushed.
         log.info("received %s", signal.Signals(signum).name)
         stop.set()
-        if source is not None and source.live:
-            source.close()  # unblock the frame wait; offline sources stop between frames
 
     # Before the source opens and the models load (seconds): a stop meanwhile must still end in a clean exit.
     signal.signal(signal.SIGTERM, on_signal)
