@@ -141,37 +141,45 @@ class Camera:
         if self.publisher is not None:
             self.publisher.start()
         log.info("camera %s: reading %s", self.cfg.camera.id, self.source.name)
-        total = len(getattr(self.source, "paths", ())) or None
-        shown = 0.0
         self._context.start()
+        source_failed = False
         try:
-            for frame in self.source.frames():
-                if isinstance(frame, datetime):  # a live source stalled: passes seen before it end now, not when it returns
-                    for track in self.tracker.update(frame, []):
-                        self._emit(track)
-                else:
-                    try:
-                        self._process(frame)
-                    except Exception:  # one bad frame must not end the camera or lose its open tracks
-                        self.stats.frame_failures += 1
-                        log.exception("frame %d from %s could not be processed; skipped", frame.seq, frame.source)
-                self._maybe_retention()
-                if progress is not None and time.monotonic() - shown > 0.25:
-                    shown = time.monotonic()
-                    of = f"/{total}" if total else ""
-                    progress.write(f"\r  frame {self.stats.frames}{of}  reads {self.stats.reads}  {self.stats.fps:5.1f} fps ")
-                    progress.flush()
-                if stop.is_set():
-                    log.info("stopping: finishing open tracks and flushing the spool")
-                    break
+            try:
+                self._frame_loop(stop, progress)
+            except Exception:  # the capture backend itself: end the camera (serve restarts it), not its passes
+                source_failed = True
+                log.exception("camera %s: source %s failed; finishing open passes", self.cfg.camera.id, self.source.name)
             for track in self.tracker.flush():
                 self._emit(track)
-            if progress is not None:
-                progress.write("\n")
         finally:
             self.source.close()
             status = self._shutdown(once, flush_timeout_s)
-        return status
+        return status or (1 if source_failed else 0)
+
+    def _frame_loop(self, stop: threading.Event, progress: TextIO | None) -> None:
+        total = len(getattr(self.source, "paths", ())) or None
+        shown = 0.0
+        for frame in self.source.frames():
+            if isinstance(frame, datetime):  # a live source stalled: passes seen before it end now, not when it returns
+                for track in self.tracker.update(frame, []):
+                    self._emit(track)
+            else:
+                try:
+                    self._process(frame)
+                except Exception:  # one bad frame must not end the camera or lose its open tracks
+                    self.stats.frame_failures += 1
+                    log.exception("frame %d from %s could not be processed; skipped", frame.seq, frame.source)
+            self._maybe_retention()
+            if progress is not None and time.monotonic() - shown > 0.25:
+                shown = time.monotonic()
+                of = f"/{total}" if total else ""
+                progress.write(f"\r  frame {self.stats.frames}{of}  reads {self.stats.reads}  {self.stats.fps:5.1f} fps ")
+                progress.flush()
+            if stop.is_set():
+                log.info("stopping: finishing open tracks and flushing the spool")
+                break
+        if progress is not None:
+            progress.write("\n")
 
     def _process(self, frame: Frame) -> None:
         s = self.stats

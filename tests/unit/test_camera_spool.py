@@ -215,3 +215,40 @@ def test_a_read_given_up_at_shutdown_makes_the_exit_status_non_zero(caplog):
     cam._finished.put(SimpleNamespace(track_id=1, reading=SimpleNamespace(text="AB12CDE", confidence=0.99)))
     assert cam._shutdown(once=True, flush_timeout_s=1.0) != 0
     assert "disk is full" in caplog.text
+
+
+def test_a_source_that_fails_still_ends_the_open_passes_as_reads(caplog):
+    """A capture backend that raises mid-stream ends the camera (serve restarts it), not its reads."""
+    from edge.camera import CameraStats
+    from edge.capture import CaptureStats
+    from edge.config import TrackingSection, load_camera_config
+    from edge.track import Tracker
+    from tests.builders import frame, obs
+
+    emitted = []
+    cam = camera_with(FlakySpool(failures=0))
+    cam.stats = CameraStats()
+    cam.tracker = Tracker(TrackingSection())
+    cam.tracker.update(obs("AB12CDE", (10, 10, 80, 20), 0.0).frame.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)])
+
+    class Source:
+        name, live, stats = "test", True, CaptureStats()
+
+        def frames(self):
+            yield frame(0.1, 1)
+            raise RuntimeError("video backend error")
+
+        def close(self):
+            pass
+
+    cam.source = Source()
+    cam.cfg = load_camera_config(None)
+    cam.publisher = None
+    cam._process = lambda f: None
+    cam._maybe_retention = lambda: None
+    cam._emit = emitted.append
+    cam._shutdown = lambda once, timeout: 0
+    cam._context = threading.Thread(target=lambda: None)
+    assert cam.run(threading.Event()) != 0
+    assert [t.reading.text for t in emitted] == ["AB12CDE"]
+    assert "video backend error" in caplog.text
