@@ -101,7 +101,7 @@ class Camera:
                 status=self.status,
                 on_published=lambda read_id, feed: self.audit.append("published", read_id=read_id, feed=feed),
             )
-        self._last_retention = 0.0
+        self._last_retention = float("-inf")  # the first pass runs at once (monotonic time starts at boot)
         # Finished tracks wait here for the context thread; each holds one frame, so the bound bounds memory.
         self._finished: queue.Queue[TrackResult | None] = queue.Queue(maxsize=8)
         self._stopping = threading.Event()  # shutting down: the context thread stops waiting for the spool
