@@ -126,8 +126,8 @@ class AuditLog:
         with self._lock:
             return self._seq, self._prev
 
-    def last_entry(self, event: str) -> dict[str, Any] | None:
-        """The newest entry of one event type (reads the whole file: for start-up, not the hot path)."""
+    def last_entry(self, *events: str) -> dict[str, Any] | None:
+        """The newest entry of any of these event types (reads the whole file: for start-up, not the hot path)."""
         found = None
         if self.path.exists():
             with open(self.path, encoding="utf-8") as f:
@@ -136,7 +136,7 @@ class AuditLog:
                         entry = json.loads(line)
                     except ValueError:
                         continue
-                    if entry.get("event") == event:
+                    if entry.get("event") in events:
                         found = entry
         return found
 
@@ -145,7 +145,8 @@ class AuditLog:
 
         Returns True when the configuration changed since the last start.
         """
-        last = self.last_entry(CONFIG_LOADED) or self.last_entry(CONFIG_CHANGED)
+        # Either event records the configuration then in force; the newest of them is the last start's.
+        last = self.last_entry(CONFIG_LOADED, CONFIG_CHANGED)
         previous = last.get("config_sha256") if last else None
         if previous is not None and previous != config_sha256:
             self.append(CONFIG_CHANGED, config_sha256=config_sha256, previous_sha256=previous, source=source)

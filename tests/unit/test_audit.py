@@ -143,3 +143,13 @@ def test_a_full_disk_adds_nothing_and_leaves_the_chain_intact(tmp_path, monkeypa
     assert path.read_bytes() == before
     log.append("read_published", read_id="r1", feed="reads")  # once there is room again, the chain goes on
     assert verify_audit_log(path) == []
+
+
+def test_a_change_back_to_an_earlier_config_is_recorded_and_an_unchanged_restart_is_not(tmp_path):
+    log = AuditLog(tmp_path / "a.log")
+    assert log.note_config("a" * 64, "cam.toml") is False
+    assert log.note_config("b" * 64, "cam.toml") is True
+    assert log.note_config("b" * 64, "cam.toml") is False  # same config as the last start
+    assert log.note_config("a" * 64, "cam.toml") is True  # back to the first one: still a change
+    last = json.loads(_lines(log.path)[-1])
+    assert last["event"] == "config_changed" and last["previous_sha256"] == "b" * 64
