@@ -534,9 +534,14 @@ class Publisher:
         return True
 
     def _fits(self, read: Any) -> bool:
-        """Every message of the read fits the in-flight window (a read is sent whole or not at all)."""
+        """Every message of the read fits the in-flight window (a read is sent whole or not at all).
+
+        A read with more messages than the whole window (a record and two images with
+        max_inflight 1 or 2, or a broker's small Receive Maximum) goes alone when nothing
+        else is in flight; otherwise it would wait for ever and every later read behind it.
+        """
         messages = 1 + (len(read.images) if self.cfg.imagery_mode == "separate" else 0)
-        return messages <= self._window() or (not self._mid_seq and messages <= self._window_max)
+        return messages <= self._window() or not self._mid_seq
 
     def _sendable(self, seq: int) -> bool:
         return seq not in self._inflight and seq not in self._refused

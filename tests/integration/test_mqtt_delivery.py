@@ -178,3 +178,25 @@ def test_backlog_drains_oldest_first_at_its_rate_while_live_reads_go_at_once(bro
     backlog = [rid for rid in order if rid != live.read_id]
     assert backlog == sorted(backlog)  # oldest first
     assert order.index(live.read_id) < 30  # overtook most of the paced backlog
+
+
+@pytest.mark.parametrize("max_inflight", [1, 2])
+def test_a_read_with_more_messages_than_the_window_is_still_delivered(broker, pki, tmp_path: Path, max_inflight) -> None:
+    # A record and two images are three messages: a window of 1 or 2 (the config allows it, and a
+    # broker's Receive Maximum can impose it) must slow such a read down, not hold it for ever.
+    rec = start_receiver(broker, pki, tmp_path / "bo", f"win{max_inflight}")
+    signer = Signer.generate("cam7")
+    reads = [make_read(signer, "cam7", i, image_bytes=800) for i in range(3)]
+    spool = Spool(tmp_path / "spool", 10**8)
+    for r in reads:
+        spool.put(r)
+    pub = make_publisher(mqtt_cfg(broker, pki, "cam7", f"win{max_inflight}", max_inflight=max_inflight), "cam7", spool)
+    pub.start()
+    try:
+        assert pub.flush(10), pub.status()
+        wait_for(lambda: len(stored_ids(rec)) == len(reads), 10, "all reads at the receiver")
+    finally:
+        pub.stop()
+        rec.stop()
+    assert rec.store.db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 2 * len(reads)
+    assert rec.store.db.execute("SELECT COUNT(*) FROM reads WHERE verified = 1").fetchone()[0] == len(reads)
