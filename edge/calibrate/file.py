@@ -392,6 +392,8 @@ def _toml_value(v: Any) -> str:
             raise ValueError(f"cannot write non-finite number {f} to a calibration file")
         return repr(f)  # shortest text that reads back to the same double
     if isinstance(v, str):
+        # A file name that is not UTF-8 (in made_by) holds lone surrogates no UTF-8 file can hold: write its bytes as \xNN.
+        v = v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         escaped = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
         return f'"{escaped}"'
     if isinstance(v, (list, tuple)):

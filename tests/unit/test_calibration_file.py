@@ -158,3 +158,12 @@ def test_validate_config_takes_a_calibration_file_directly(tmp_path, capsys):
 def test_shipped_calibration_files_are_valid(path):
     cal = load_calibration(path)
     assert cal.image_size is not None and cal.camera_matrix is not None
+
+
+def test_made_by_naming_a_file_that_is_not_utf8_is_written(tmp_path):
+    # `edge calibrate ... --images <folder>` on a folder named in Latin-1: argv holds the name with surrogates.
+    import os
+
+    command = "edge calibrate plate-size --frames " + os.fsdecode(b"/data/caf\xe9")
+    save_calibration(Calibration(plate_width_px=(30.0, 90.0), made_by={"plate_size": command}), tmp_path / "cam.toml")
+    assert load_calibration(tmp_path / "cam.toml").made_by["plate_size"] == r"edge calibrate plate-size --frames /data/caf\xe9"
