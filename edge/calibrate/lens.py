@@ -57,6 +57,18 @@ class LensFit:
         }
 
 
+def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """The decoded image, or None when the file cannot be read or decoded.
+
+    Decodes the file's bytes: cv2.imread crashes (OpenCV 5) on file names that are not UTF-8.
+    """
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    return cv2.imdecode(data, flags) if data.size else None  # imdecode raises on no bytes
+
+
 def board_points(cols: int, rows: int, square_mm: float) -> np.ndarray:
     """The board's inner corners in its own plane (z = 0), millimetres, row by row: (cols*rows, 3)."""
     grid = np.mgrid[0:cols, 0:rows].T.reshape(-1, 2).astype(np.float32)
@@ -98,7 +110,7 @@ def calibrate_lens(images: list[Path], cols: int, rows: int, square_mm: float, d
     obj_points, img_points, used, skipped = [], [], [], []
     size: tuple[int, int] | None = None
     for path in images:
-        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        gray = read_image(path, cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise ConfigError(f"{path}: not a readable image")
         this_size = (gray.shape[1], gray.shape[0])

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge.calibrate.file import Calibration, Lane, load_or_empty, provenance, save_calibration
+from edge.calibrate.lens import read_image
 from edge.errors import ConfigError, EdgeError, ModelError
 
 log = logging.getLogger("edge.calibrate")
@@ -180,7 +181,7 @@ def run_lens(args: argparse.Namespace) -> int:
 def run_scene(args: argparse.Namespace) -> int:
     from edge.calibrate import scene
 
-    frame = cv2.imread(str(args.frame), cv2.IMREAD_COLOR)
+    frame = read_image(args.frame)
     if frame is None:
         raise ConfigError(f"--frame {args.frame}: not a readable image")
     size = (frame.shape[1], frame.shape[0])
@@ -213,8 +214,14 @@ def run_scene(args: argparse.Namespace) -> int:
     if height is not None:
         summary["camera_height_m"] = round(height, 2)  # a sanity check: should match the mast
     picture = args.picture or args.out.with_suffix(".png")
-    if not cv2.imwrite(str(picture), scene.draw_scene(frame, saved, road_px)):
-        raise EdgeError(f"--picture {picture}: cannot write")
+    # imencode and write the bytes: cv2.imwrite crashes (OpenCV 5) on file names that are not UTF-8.
+    ok, encoded = cv2.imencode(picture.suffix or ".png", scene.draw_scene(frame, saved, road_px))
+    try:
+        if not ok:
+            raise OSError
+        picture.write_bytes(encoded.tobytes())
+    except OSError:
+        raise EdgeError(f"--picture {picture}: cannot write") from None
     summary.update(
         out=str(args.out),
         picture=str(picture),
@@ -239,7 +246,7 @@ def _widths_from_labels(folders: list[Path]) -> tuple[list[tuple[float, int]], t
             boxes = [p.box for p in item.plates if p.box is not None]
             if not boxes:
                 continue
-            img = cv2.imread(str(item.path), cv2.IMREAD_UNCHANGED)
+            img = read_image(item.path, cv2.IMREAD_UNCHANGED)
             if img is None:
                 raise ConfigError(f"{item.path}: not a readable image")
             h, w = img.shape[:2]
@@ -263,7 +270,7 @@ def _widths_from_detector(folders: list[Path], config: Path | None) -> tuple[lis
         if not folder.is_dir():
             raise ConfigError(f"--frames {folder}: not a folder")
         for path in list_images(folder):
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            img = read_image(path)
             if img is None:
                 raise ConfigError(f"{path}: not a readable image")
             size = size or (img.shape[1], img.shape[0])
@@ -320,7 +327,7 @@ def run_confidence(args: argparse.Namespace) -> int:
     correct: dict[str, list[float]] = {"train": [], "test": []}
     unread = 0
     for item in load_labelled_folder(args.labels):
-        image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+        image = read_image(item.path)
         if image is None:
             raise ConfigError(f"{item.path}: not a readable image")
         plates = [p for p in item.plates if p.plate]

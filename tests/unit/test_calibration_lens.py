@@ -118,3 +118,25 @@ def test_without_lens_the_patch_is_a_plain_crop():
     img = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3).astype(np.uint8)
     patch = undistort_patch(Calibration(), img, (50, 40, 40, 10), margin=0.25)
     np.testing.assert_array_equal(patch, img[38:52, 40:100])
+
+
+def test_cli_takes_folders_whose_names_are_not_utf8(board_folder, tmp_path):
+    # cv2.imread segfaulted on such names (OpenCV 5), so run the command in a process of its own.
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    photos = tmp_path / os.fsdecode(b"f\xf6to")  # Latin-1 'foto' with an umlaut, as an old camera card names it
+    photos.mkdir()
+    for src in sorted(board_folder.glob("*.png"))[:4]:
+        shutil.copy(src, photos / os.fsdecode(src.stem.encode() + b"\xe9.png"))
+    out = photos / "cam.toml"
+    argv = ["calibrate", "lens", "--images", str(photos), "--board", "9x6", "--square-mm", "30", "--out", str(out)]
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "edge", *map(os.fsencode, argv)], cwd=repo, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert summary["views"] == 4 and summary["fx"] == pytest.approx(K[0, 0], rel=0.02)
+    assert load_calibration(out).camera_matrix[0, 0] == pytest.approx(summary["fx"], abs=0.01)

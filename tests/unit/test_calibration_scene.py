@@ -194,3 +194,25 @@ def test_demo_calibration_matches_the_camera_that_rendered_its_sequence():
     assert lane_of(cal, pts[-1]) == "1"  # the vehicle drives 1.8 m left of the centre line
     kmh, sigma = speed_kmh(cal, pts, times)
     assert 10 < kmh < 120 and sigma < 0.1 * kmh
+
+
+def test_scene_command_takes_file_names_that_are_not_utf8(tmp_path):
+    # cv2.imread and cv2.imwrite segfaulted on such names (OpenCV 5), so run the command in a process of its own.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    ok, png = cv2.imencode(".png", np.full((H, W, 3), 90, np.uint8))
+    frame = folder / "frame.png"
+    frame.write_bytes(png.tobytes())
+    out = folder / "cam.toml"
+    argv = ["calibrate", "scene", "--frame", str(frame), "--out", str(out), "--roi", "0,250 1280,250 1280,720 0,720"]
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "edge", *map(os.fsencode, argv)], cwd=repo, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert summary["roi_points"] == 4 and load_calibration(out).image_size == (W, H)
+    assert cv2.imdecode(np.fromfile(os.fsencode(out.with_suffix(".png")), np.uint8), cv2.IMREAD_COLOR).shape == (H, W, 3)
