@@ -71,10 +71,21 @@ def _images_for(record: dict[str, Any], folder: Path | None, problems: list[str]
     return images
 
 
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys, other parsers the first: a value put in
+    # front of a signed one would pass here and be what such a back office stores.
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        obj[key] = value
+    return obj
+
+
 def check_line(line: str, trusted: dict[str, bytes] | None, folder: Path | None, require_images: bool) -> tuple[dict | None, list[str], list[str]]:
     """(record, problems, image kinds not checked) for one input line."""
     try:
-        record = json.loads(line)
+        record = json.loads(line, object_pairs_hook=_refuse_repeated_keys)
     except ValueError as err:
         return None, [f"not valid JSON: {err}"], []
     if not isinstance(record, dict):

@@ -202,3 +202,16 @@ def test_verify_cli_reads_standard_input(read, signer, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO(line + "\n"))
     assert main(["verify", "-"]) == 0
     assert "1 of 1 reads verify" in capsys.readouterr().out
+
+
+def test_verify_cli_refuses_a_line_with_a_repeated_key(read, signer, tmp_path, capsys):
+    # json.loads keeps the last of two equal keys, so a plate put in front of the signed one would
+    # verify here, while a back office whose parser keeps the first one stores the forged plate.
+    line = to_json_line(signer.sign(read.record))
+    forged = '{"plate":"ZZ99ZZZ",' + line[1:]
+    assert json.loads(forged)["plate"] == read.record["plate"]
+    path = tmp_path / "forged.jsonl"
+    path.write_text(forged + "\n")
+    assert main(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "'plate'" in out and "0 of 1 reads verify" in out
