@@ -311,6 +311,9 @@ def read_toml(path: Path, what: str = "configuration file") -> dict[str, Any]:
         raise ConfigError(f"{path}: {what} not found") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:  # TOML is UTF-8; an editor may have saved Latin-1 or UTF-16
+        line = err.object[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not valid TOML: line {line} is not UTF-8 text; save the file as UTF-8") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
 

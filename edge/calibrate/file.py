@@ -364,7 +364,7 @@ def is_calibration_file(path: str | Path) -> bool:
     try:
         with open(path, "rb") as f:
             keys = set(tomllib.load(f))
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):  # TOMLDecodeError, UnicodeDecodeError: not TOML at all
         return False
     return bool(keys) and keys <= set(_FileModel.model_fields)
 

@@ -79,3 +79,15 @@ def test_reader_countries_must_have_a_grammar():
     assert CameraConfig.model_validate({"reader": {"countries": ["gb", "ie"]}}).reader.countries == ("GB", "IE")
     with pytest.raises(Exception, match="no plate grammar for country 'RO'"):
         CameraConfig.model_validate({"reader": {"countries": ["RO"]}})
+
+
+def test_a_file_that_is_not_utf8_names_the_file_and_line(tmp_path, capsys):
+    # Saved as Latin-1 (Windows editors still do): tomllib raised UnicodeDecodeError, a traceback.
+    p = tmp_path / "cam.toml"
+    p.write_bytes(b'[camera]\nsite_id = "Caf\xe9 corner"\n')
+    with pytest.raises(ConfigError, match=r"cam.toml: .*line 2.*UTF-8"):
+        load_camera_config(p)
+    from edge.cli import main
+
+    assert main(["validate-config", str(p)]) == 1
+    assert "line 2" in capsys.readouterr().err
