@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.errors import ConfigError
+from edge.logs import redact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -290,7 +291,7 @@ def format_validation_errors(err: ValidationError, where: str, what: str = "conf
             msg = "unknown key (misspelt, or in the wrong [section]?)"
         value = e.get("input")
         shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(value, dict) else f" = {value!r}"
-        lines.append(f"  {key}{shown}: {msg}")
+        lines.append(redact(f"  {key}{shown}: {msg}"))  # a bad broker or stream URL may hold a password
     return "\n".join(lines)
 
 

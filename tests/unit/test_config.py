@@ -91,3 +91,16 @@ def test_a_file_that_is_not_utf8_names_the_file_and_line(tmp_path, capsys):
 
     assert main(["validate-config", str(p)]) == 1
     assert "line 2" in capsys.readouterr().err
+
+
+def test_errors_never_show_stream_or_broker_credentials(tmp_path, capsys):
+    # A bad value is echoed back so the engineer sees it; a password in it must not reach the terminal or a log.
+    p = write(tmp_path, '[mqtt]\nbroker = "mqtt://anpr:s3cret@10.0.0.9:1883/anpr"\n[capture]\nsource = ["rtsp://admin:hunter2@10.0.0.5/s1"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_camera_config(p)
+    assert "mqtt.broker" in str(err.value) and "capture.source" in str(err.value)
+    from edge.cli import main
+
+    assert main(["validate-config", str(p)]) == 1
+    shown = str(err.value) + capsys.readouterr().err
+    assert "s3cret" not in shown and "hunter2" not in shown
