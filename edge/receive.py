@@ -434,7 +434,9 @@ class Receiver:
         try:
             self.store.begin()
             self._handle(msg)
-        except (ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+            # A malformed message (e.g. "images" not an object): refused and acknowledged, or
+            # the broker would send it again after every restart and stop the receiver each time.
             log.warning("message on %s ignored: %s", msg.topic, err)
             self.store.bump("rejected")
         except (OSError, sqlite3.Error) as err:
