@@ -13,6 +13,7 @@ import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -212,8 +213,18 @@ class MqttSection(_Section):
     @field_validator("broker")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^mqtts?://[^/\s]+(:\d+)?/?$", v):
-            raise ValueError(f"broker must look like mqtt://host:port or mqtts://host:port, got {v!r}")
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        # The publisher logs in with username and password_file only; it would drop these silently.
+        if parts.username is not None:
+            raise ValueError("broker may not hold a user name or password: use mqtt.username and mqtt.password_file")
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or over 65535
+            port = -1
+        if not re.match(r"^mqtts?://[^/\s]+/?$", v) or not parts.hostname or (port is not None and not 1 <= port <= 65535):
+            raise ValueError(f"broker must look like mqtt://host:port or mqtts://host:port (port 1-65535), got {v!r}")
         return v
 
     @model_validator(mode="after")

@@ -104,3 +104,19 @@ def test_errors_never_show_stream_or_broker_credentials(tmp_path, capsys):
     assert main(["validate-config", str(p)]) == 1
     shown = str(err.value) + capsys.readouterr().err
     assert "s3cret" not in shown and "hunter2" not in shown
+
+
+@pytest.mark.parametrize("broker", ["mqtt://host:70000", "mqtt://host:0", "mqtt://host:http", "mqtts://:8883"])
+def test_a_broker_address_the_publisher_cannot_use_is_refused(broker):
+    # These passed validation, then `edge run` died with a ValueError traceback (or used port 1883 for :0).
+    with pytest.raises(Exception, match="broker"):
+        CameraConfig.model_validate({"mqtt": {"broker": broker}})
+
+
+def test_broker_credentials_belong_in_username_and_password_file():
+    # The publisher connects with mqtt.username and mqtt.password_file only: a user:password in the URL was
+    # silently dropped (the broker then refused the camera) and sat in the config in clear.
+    with pytest.raises(ConfigError, match="mqtt.username and mqtt.password_file") as err:
+        load_camera_config(None).with_overrides(mqtt={"broker": "mqtts://anpr:s3cret@broker.example:8883"})  # --broker
+    assert "s3cret" not in str(err.value)
+    assert CameraConfig.model_validate({"mqtt": {"broker": "mqtts://broker.example:8883/"}}).mqtt.broker
