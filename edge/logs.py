@@ -28,6 +28,11 @@ class _Redacting(logging.Filter):
         clean = redact(msg)
         if clean != msg:
             record.msg, record.args = clean, ()
+        # log.exception(): the formatter prints exc_text when set, so the traceback is masked too.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
 
 

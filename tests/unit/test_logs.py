@@ -17,3 +17,29 @@ from edge.logs import redact
 def test_stream_credentials_are_masked(url, expected):
     assert redact(url) == expected
     assert redact(f"{url} dropped; reconnecting") == f"{expected} dropped; reconnecting"
+
+
+@pytest.fixture
+def root_logging():
+    import logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+
+
+def test_a_logged_traceback_is_masked_too(root_logging, capsys):
+    # log.exception(...) in the capture loop: the exception's text (an HTTP error, a SourceError) may hold the URL.
+    import logging
+
+    from edge.logs import setup_logging
+
+    setup_logging(camera="c1")
+    try:
+        raise OSError("cannot open rtsp://admin:hunter2@10.0.0.5/stream1")
+    except OSError:
+        logging.getLogger("edge.capture").exception("capture failed; reconnecting")
+    err = capsys.readouterr().err
+    assert "capture failed" in err and "rtsp://***@10.0.0.5/stream1" in err and "hunter2" not in err
+
