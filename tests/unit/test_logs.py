@@ -43,3 +43,6 @@ def test_a_logged_traceback_is_masked_too(root_logging, capsys):
     err = capsys.readouterr().err
     assert "capture failed" in err and "rtsp://***@10.0.0.5/stream1" in err and "hunter2" not in err
 
+
+def test_camera_query_string_passwords_are_masked():
+    assert redact("http://cam/videostream.cgi?user=admin&pass=hunter2") == "http://cam/videostream.cgi?user=admin&pass=***"
