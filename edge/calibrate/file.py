@@ -113,6 +113,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _crossing_edges(points: list[list[float]]) -> tuple[int, int] | None:
+    """The first two edges of a closed polygon that cross each other (by the index of their first point), or None."""
+
+    def side(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    n = len(points)
+    for i in range(n):
+        a, b = points[i], points[(i + 1) % n]
+        for j in range(i + 2, n - (i == 0)):  # edges that share no point with edge i
+            c, d = points[j], points[(j + 1) % n]
+            if side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0:
+                return i, j
+    return None
+
+
 def _check_polygon(points: list[list[float]], what: str) -> list[list[float]]:
     if len(points) < 3:
         raise ValueError(f"{what} needs at least 3 points [x, y], got {len(points)}")
@@ -121,6 +137,12 @@ def _check_polygon(points: list[list[float]], what: str) -> list[list[float]]:
             raise ValueError(f"{what} points are [x, y] pairs, got {p!r}")
         if not all(math.isfinite(v) for v in p):
             raise ValueError(f"{what} point {p!r} is not finite")
+    crossing = _crossing_edges(points)
+    if crossing:
+        raise ValueError(
+            f"{what} crosses itself (the edges from point {crossing[0] + 1} and from point {crossing[1] + 1} cross): "
+            "give the points in order around the area"
+        )
     xy = np.asarray(points, dtype=float)
     area = 0.5 * abs(np.dot(xy[:, 0], np.roll(xy[:, 1], 1)) - np.dot(xy[:, 1], np.roll(xy[:, 0], 1)))
     if area < 1.0:

@@ -167,3 +167,27 @@ def test_made_by_naming_a_file_that_is_not_utf8_is_written(tmp_path):
     command = "edge calibrate plate-size --frames " + os.fsdecode(b"/data/caf\xe9")
     save_calibration(Calibration(plate_width_px=(30.0, 90.0), made_by={"plate_size": command}), tmp_path / "cam.toml")
     assert load_calibration(tmp_path / "cam.toml").made_by["plate_size"] == r"edge calibrate plate-size --frames /data/caf\xe9"
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        # Corners typed in reading order (top-left, top-right, bottom-left, bottom-right): a bow tie, not a trapezoid.
+        ("[scene]\nroi = [[400, 200], [880, 200], [0, 719], [1279, 719]]\n", "scene.roi"),
+        ('[[scene.lanes]]\nname = "1"\npolygon = [[100, 200], [540, 200], [0, 719], [640, 719]]\n', "scene.lanes.0.polygon"),
+    ],
+)
+def test_a_polygon_that_crosses_itself_is_refused(tmp_path, text, key):
+    # Point-in-polygon on a bow tie leaves out part of the area meant and keeps the rest: a silent blind spot.
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_calibration(path)
+    line = next(ln for ln in str(err.value).splitlines() if "crosses itself" in ln)
+    assert line.strip().startswith(key)
+
+
+def test_a_convex_or_concave_polygon_is_accepted(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text("[scene]\nroi = [[0, 0], [100, 0], [100, 100], [50, 40], [0, 100]]\n")  # concave, touching no edge
+    assert len(load_calibration(path).roi) == 5
