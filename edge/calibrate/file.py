@@ -247,6 +247,8 @@ class _ConfidenceModel(_Strict):
     @field_validator("x_knots")
     @classmethod
     def _x(cls, x: list[float]) -> list[float]:
+        if not all(math.isfinite(v) for v in x):
+            raise ValueError(f"x_knots must be finite numbers, got {x!r}")
         if any(b <= a for a, b in zip(x, x[1:])):
             raise ValueError("x_knots must be strictly increasing")
         return x

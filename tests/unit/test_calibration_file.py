@@ -89,6 +89,9 @@ BAD = [
     ("[plate_size]\nwidth_px = [90, 40]\n", "plate_size.width_px", "min < max"),
     ("[confidence]\nx_knots = [0.1, 0.5, 0.9]\ny_knots = [0.2, 0.1, 0.9]\n", "confidence.y_knots", "must not decrease"),
     ("[confidence]\nx_knots = [0.5, 0.1]\ny_knots = [0.2, 0.3]\n", "confidence.x_knots", "strictly increasing"),
+    # nan compares false both ways, so it passed "strictly increasing" and made every calibrated confidence nan.
+    ("[confidence]\nx_knots = [0.1, nan, 0.9]\ny_knots = [0.2, 0.3, 0.4]\n", "confidence.x_knots", "finite"),
+    ("[confidence]\nx_knots = [0.1, 0.5, inf]\ny_knots = [0.2, 0.3, 0.4]\n", "confidence.x_knots", "finite"),
     ("image_size = [640, 480]\n[scene]\nroi = [[0, 0], [2000, 0], [2000, 400]]\n", "(top level)", "outside image_size"),
     ("[lens]\nfocal = 3\n", "lens.focal", "unknown key"),
 ]
