@@ -44,7 +44,7 @@ def repeated(names: list[str]) -> list[str]:
 
 
 def check_camera_id(value: str) -> str:
-    if not CAMERA_ID.match(value):
+    if not CAMERA_ID.fullmatch(value):  # match() would let "$" pass a trailing newline
         raise ValueError(f"camera id {value!r} is not allowed: use {CAMERA_ID_RULE}")
     return value
 

@@ -39,7 +39,7 @@ def test_bad_toml_and_missing_file(tmp_path):
         load_camera_config(tmp_path / "absent.toml")
 
 
-@pytest.mark.parametrize("camera_id", ["a+b", "a#", "", "x" * 65, "-lead", "a b"])
+@pytest.mark.parametrize("camera_id", ["a+b", "a#", "", "x" * 65, "-lead", "a b", "cam1\n"])  # "$" matched before a final newline
 def test_camera_ids_that_break_mqtt_topics_are_refused(camera_id):
     with pytest.raises(Exception, match="camera id|at least"):
         CameraConfig.model_validate({"camera": {"id": camera_id}})
