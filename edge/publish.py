@@ -206,6 +206,7 @@ class Publisher:
         self._next_attempt = 0.0
         self._backoff_s = reconnect_min_s
         self._window_max = cfg.max_inflight
+        self._max_packet: int | None = None  # the broker's Maximum Packet Size (MQTT 5 CONNACK), if it gave one
         self._status_mid: int | None = None  # the status message in flight, if any
         self._inflight: dict[int, _Inflight] = {}  # spool seq -> messages awaiting acknowledgement
         self._mid_seq: dict[int, int] = {}  # paho message id -> spool seq
@@ -412,6 +413,8 @@ class Publisher:
         # mosquitto drops QoS 2 messages beyond it without a word.
         receive_max = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
         self._window_max = min(self.cfg.max_inflight, receive_max or self.cfg.max_inflight)
+        # A message over it makes the broker drop the connection, and paho sends it again on each reconnection.
+        self._max_packet = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
         self._connected = True
         self._stats.connects += 1
         self._stats.connected_since = time.monotonic()
@@ -558,6 +561,11 @@ class Publisher:
             record = inline_images(read.record, read.images)
         messages.append((base, record, self._props("application/json", read.read_id)))
         entry = _Inflight(read.read_id, read.feed, base, set(), record_mid=-1)
+        too_big = self._over_packet_limit(messages)
+        if too_big:  # held whole, nothing of it sent: retried (and reported) until the limit is raised
+            self._refused[seq] = time.monotonic() + self._retry_refused_s
+            self._report(f"cannot publish read {read.read_id}: {too_big}; the read is kept in the spool")
+            return
         for topic, payload, props in messages:
             info = self._client.publish(topic, payload, qos=self.cfg.qos, retain=False, properties=props)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
@@ -572,6 +580,17 @@ class Publisher:
         else:
             self._refused[seq] = time.monotonic() + self._retry_refused_s
             self._report(entry.failure or f"cannot publish read {read.read_id}")
+
+    def _over_packet_limit(self, messages: list[tuple[str, bytes, Properties | None]]) -> str | None:
+        """Why a message of the read exceeds the broker's Maximum Packet Size; None when all fit."""
+        if self._max_packet is None:
+            return None
+        for topic, payload, props in messages:
+            # Fixed header (at most 5 bytes), topic (2 + length), packet id (2), properties, payload.
+            size = 5 + 2 + len(topic.encode("utf-8")) + 2 + len(props.pack() if props is not None else b"\0") + len(payload)
+            if size > self._max_packet:
+                return f"a {size}-byte message on {topic} exceeds the broker's Maximum Packet Size of {self._max_packet} bytes"
+        return None
 
     def _props(self, content_type: str, read_id: str, kind: str | None = None) -> Properties | None:
         if not self.v5:

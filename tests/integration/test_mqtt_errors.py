@@ -101,3 +101,28 @@ def test_receiver_with_wrong_password_says_so(broker, pki, tmp_path: Path) -> No
         assert "reason code 13" in rec.last_error and "--password-file" in rec.last_error
     finally:
         rec.stop()
+
+
+def test_a_message_over_the_brokers_packet_limit_is_held_and_the_other_reads_still_go(broker, pki, tmp_path: Path) -> None:
+    # The broker announces its Maximum Packet Size (MQTT 5) and drops a client that sends more;
+    # paho re-sends the message at each reconnection, so it must not be sent at all.
+    with open(broker.conf, "a") as f:
+        f.write("max_packet_size 6000\n")
+    broker.restart()
+    rec = start_receiver(broker, pki, tmp_path / "bo", "big")
+    signer = Signer.generate("cam8")
+    big = make_read(signer, "cam8", 0, image_bytes=20_000)
+    small = [make_read(signer, "cam8", i) for i in range(1, 4)]
+    spool = Spool(tmp_path / "spool", 10**8)
+    for r in [big, *small]:
+        spool.put(r)
+    pub = make_publisher(mqtt_cfg(broker, pki, "cam8", "big"), "cam8", spool)
+    pub.start()
+    try:
+        wait_for(lambda: len(stored_ids(rec)) == len(small), 10, "the reads that fit at the receiver")
+        wait_for(lambda: "Maximum Packet Size" in (pub.status()["mqtt"]["last_error"] or ""), 10, "the size report")
+        assert [r.read_id for r in spool.pending()] == [big.read_id]  # kept, not lost
+        assert pub.status()["mqtt"]["connects"] == 1  # not dropped by the broker
+    finally:
+        pub.stop()
+        rec.stop()
