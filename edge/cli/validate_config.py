@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             if args.site:
-                load_site_config(path)
+                _check_site(load_site_config(path))
             elif _is_calibration_file(path):
                 from edge.calibrate.file import load_calibration
 
@@ -69,3 +69,12 @@ def _check_calibration(cfg) -> None:
     from edge.calibrate.file import load_calibration
 
     load_calibration(calib)
+
+
+def _check_site(site) -> None:
+    """What `edge serve` refuses (camera files, sources, repeated ids), and each camera's calibration file."""
+    from edge.serve import camera_commands
+
+    camera_commands(site)
+    for entry in site.cameras:
+        _check_calibration(load_camera_config(entry.config if entry.config.is_absolute() else site.source_file.parent / entry.config))
