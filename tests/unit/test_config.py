@@ -120,3 +120,13 @@ def test_broker_credentials_belong_in_username_and_password_file():
         load_camera_config(None).with_overrides(mqtt={"broker": "mqtts://anpr:s3cret@broker.example:8883"})  # --broker
     assert "s3cret" not in str(err.value)
     assert CameraConfig.model_validate({"mqtt": {"broker": "mqtts://broker.example:8883/"}}).mqtt.broker
+
+
+def test_tls_files_with_a_plain_mqtt_broker_are_refused(tmp_path):
+    # The publisher sets up TLS for mqtts:// only: with mqtt:// the CA was ignored and reads (and the
+    # broker password) went over the network in clear while the config looked secured.
+    p = write(tmp_path, '[mqtt]\nbroker = "mqtt://broker.example:8883"\nca_file = "ca.pem"\n')
+    with pytest.raises(ConfigError, match="mqtts://"):
+        load_camera_config(p)
+    assert load_camera_config(write(tmp_path, '[mqtt]\nbroker = "mqtts://broker.example:8883"\nca_file = "ca.pem"\n')).mqtt.ca_file
+
