@@ -231,6 +231,8 @@ class MqttSection(_Section):
     def _cert_pair(self) -> MqttSection:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together")
+        if self.password_file is not None and not self.username:  # the publisher logs in only with a user name
+            raise ValueError(f"password_file = '{self.password_file}' needs username (the broker login name)")
         # The publisher sets up TLS for mqtts:// only; with mqtt:// these would be ignored and traffic sent in clear.
         if self.broker is not None and self.broker.startswith("mqtt://") and (self.ca_file or self.cert_file):
             raise ValueError(f"ca_file, cert_file and key_file are for TLS, but broker = {self.broker!r}: use mqtts://")

@@ -130,3 +130,8 @@ def test_tls_files_with_a_plain_mqtt_broker_are_refused(tmp_path):
         load_camera_config(p)
     assert load_camera_config(write(tmp_path, '[mqtt]\nbroker = "mqtts://broker.example:8883"\nca_file = "ca.pem"\n')).mqtt.ca_file
 
+
+def test_a_password_file_without_a_user_name_is_refused(tmp_path):
+    # The publisher logs in only when username is set: the password was dropped silently.
+    with pytest.raises(ConfigError, match="username"):
+        load_camera_config(write(tmp_path, '[mqtt]\npassword_file = "pw"\n'))
