@@ -506,10 +506,13 @@ def save_calibration(cal: Calibration, path: str | Path, *, merge_existing: bool
         _FileModel.model_validate(tomllib.loads(text))
     except ValidationError as err:
         raise ConfigError(format_validation_errors(err, f"{path} (not written)", "calibration file")) from None
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot write: {err.strerror or err}") from None
 
 
 def provenance(command: str) -> str:

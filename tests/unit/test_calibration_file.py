@@ -194,3 +194,10 @@ def test_a_convex_or_concave_polygon_is_accepted(tmp_path):
     path = tmp_path / "ok.toml"
     path.write_text("[scene]\nroi = [[0, 0], [100, 0], [100, 100], [50, 40], [0, 100]]\n")  # concave, touching no edge
     assert len(load_calibration(path).roi) == 5
+
+
+def test_a_file_that_cannot_be_written_is_a_config_error(tmp_path):
+    # An OSError escaped as a traceback after the whole fit had run (e.g. --out under a read-only /etc/edge).
+    (tmp_path / "not-a-folder").write_text("")
+    with pytest.raises(ConfigError, match="not-a-folder/cam.toml: cannot write"):
+        save_calibration(lens_only(), tmp_path / "not-a-folder" / "cam.toml")
