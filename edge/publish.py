@@ -140,6 +140,25 @@ def describe_reason(rc: ReasonCode | int) -> str:
     return f"reason code {rc}"
 
 
+class _Client(mqtt.Client):
+    """paho's client, except that an MQTT 5 PUBREC refusing a QoS 2 message ends it as refused.
+
+    paho 2.x ignores the PUBREC reason code and goes on with PUBREL; the broker then answers
+    PUBCOMP "success", so a message it refused (e.g. 135 Not authorized by its ACL) counted
+    as delivered and its read was deleted from the spool. Here such a PUBREC goes to
+    on_publish with its reason code, which ends the message's flow as the standard says.
+    """
+
+    def _handle_pubrec(self) -> mqtt.MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if self._protocol == mqtt.MQTTv5 and len(packet) > 2 and packet[2] >= 0x80:
+            mid = int.from_bytes(packet[:2], "big")
+            with self._out_message_mutex:
+                if mid in self._out_messages:
+                    return self._do_on_publish(mid, ReasonCode(PacketTypes.PUBREC, identifier=packet[2]), Properties(PacketTypes.PUBREC))
+        return super()._handle_pubrec()
+
+
 @dataclass
 class _Inflight:
     read_id: str
@@ -349,7 +368,7 @@ class Publisher:
             return self._client
         protocol = mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311
         kwargs: dict[str, Any] = {} if self.v5 else {"clean_session": False}
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol, **kwargs)
+        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol, **kwargs)
         if self.broker.tls:
             client.tls_set_context(tls_context(self.cfg.ca_file, self.cfg.cert_file, self.cfg.key_file))
         client.max_inflight_messages_set(self.cfg.max_inflight + 8)  # our own window is the limit; 8 for status

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 from edge.signing import Signer
 from edge.spool import Spool
 from tests.integration.helpers import make_read, wait_for
@@ -41,12 +43,13 @@ def test_wrong_password_is_named_and_a_corrected_password_file_is_picked_up(brok
         rec.stop()
 
 
-def test_topic_refused_by_the_acl_keeps_the_reads_and_names_the_reason_code(broker, pki, tmp_path: Path, caplog) -> None:
+@pytest.mark.parametrize("qos", [1, 2])  # QoS 2: the refusal comes in PUBREC, which paho alone ignores
+def test_topic_refused_by_the_acl_keeps_the_reads_and_names_the_reason_code(broker, pki, tmp_path: Path, caplog, qos) -> None:
     rec = start_receiver(broker, pki, tmp_path / "bo", "acl")
     spool = Spool(tmp_path / "spool", 10**8)
     ids = _spool_reads(spool, "cam2", 10)
     # Misconfigured: logs in as cam2 but publishes as camera cam3, which the ACL does not allow.
-    wrong = make_publisher(mqtt_cfg(broker, pki, "cam2", "acl"), "cam3", spool)
+    wrong = make_publisher(mqtt_cfg(broker, pki, "cam2", "acl", qos=qos), "cam3", spool)
     caplog.set_level(logging.ERROR, logger="edge.publish")
     wrong.start()
     try:
@@ -56,7 +59,7 @@ def test_topic_refused_by_the_acl_keeps_the_reads_and_names_the_reason_code(brok
         assert spool.depth() == 10 and stored_ids(rec) == []
     finally:
         wrong.stop()
-    fixed = make_publisher(mqtt_cfg(broker, pki, "cam2", "acl"), "cam2", spool)
+    fixed = make_publisher(mqtt_cfg(broker, pki, "cam2", "acl", qos=qos), "cam2", spool)
     fixed.start()
     try:
         assert fixed.flush(30)
