@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -419,6 +420,8 @@ def _toml_value(v: Any) -> str:
         # A file name that is not UTF-8 (in made_by) holds lone surrogates no UTF-8 file can hold: write its bytes as \xNN.
         v = v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         escaped = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        # TOML forbids the other control characters in strings (a '\r' from a CRLF script, say): escape them too.
+        escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
         return f'"{escaped}"'
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"

@@ -201,3 +201,11 @@ def test_a_file_that_cannot_be_written_is_a_config_error(tmp_path):
     (tmp_path / "not-a-folder").write_text("")
     with pytest.raises(ConfigError, match="not-a-folder/cam.toml: cannot write"):
         save_calibration(lens_only(), tmp_path / "not-a-folder" / "cam.toml")
+
+
+def test_control_characters_in_made_by_are_written_as_escapes(tmp_path):
+    # The last argument of a line in a script saved with CRLF ends in '\r'; it reached made_by and the
+    # writer's own read-back check failed with a TOMLDecodeError traceback.
+    command = 'edge calibrate scene --lane "1:0,0 10,0 10,10"\r'
+    save_calibration(Calibration(plate_width_px=(30.0, 90.0), made_by={"plate_size": command}), tmp_path / "cam.toml")
+    assert load_calibration(tmp_path / "cam.toml").made_by["plate_size"] == command
