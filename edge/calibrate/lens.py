@@ -81,7 +81,12 @@ def find_corners(gray: np.ndarray, cols: int, rows: int) -> np.ndarray | None:
     found, corners = cv2.findChessboardCorners(gray, (cols, rows), flags=flags)
     if not found:
         return None
-    return cv2.cornerSubPix(gray, corners, (7, 7), (-1, -1), _SUBPIX_CRITERIA)
+    # The search window must stay clear of the neighbouring corners, or they pull this one off:
+    # up to 7 px each side, less on a board that is small in the frame.
+    grid = corners.reshape(rows, cols, 2)
+    spacing = min(np.linalg.norm(np.diff(grid, axis=0), axis=2).min(), np.linalg.norm(np.diff(grid, axis=1), axis=2).min())
+    half = int(np.clip(spacing / 2 - 1, 2, 7))
+    return cv2.cornerSubPix(gray, corners, (half, half), (-1, -1), _SUBPIX_CRITERIA)
 
 
 DISTORTION_MODELS = ("auto", "radial", "radial-tangential", "full")
