@@ -75,7 +75,7 @@ class CaptureSection(_Section):
     @model_validator(mode="after")
     def _backoff_order(self) -> CaptureSection:
         if self.reconnect_max_s < self.reconnect_initial_s:
-            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
+            raise ValueError(f"reconnect_max_s = {self.reconnect_max_s} must be at least reconnect_initial_s = {self.reconnect_initial_s}")
         return self
 
 

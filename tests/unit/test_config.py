@@ -135,3 +135,11 @@ def test_a_password_file_without_a_user_name_is_refused(tmp_path):
     # The publisher logs in only when username is set: the password was dropped silently.
     with pytest.raises(ConfigError, match="username"):
         load_camera_config(write(tmp_path, '[mqtt]\npassword_file = "pw"\n'))
+
+
+def test_backoff_order_error_shows_both_values(tmp_path):
+    p = write(tmp_path, "[capture]\nreconnect_initial_s = 20\nreconnect_max_s = 5\n")
+    with pytest.raises(ConfigError) as err:
+        load_camera_config(p)
+    line = next(ln for ln in str(err.value).splitlines() if "reconnect_max_s" in ln)
+    assert "5" in line and "20" in line
