@@ -296,6 +296,12 @@ class SiteConfig(_Section):
     stop_timeout_s: float = Field(15.0, gt=0, le=300, description="Time a camera has to flush and exit on SIGTERM before it is killed")
     source_file: Path | None = Field(None, exclude=True)
 
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SiteConfig:
+        if self.restart_max_s < self.restart_initial_s:
+            raise ValueError(f"restart_max_s = {self.restart_max_s} must be at least restart_initial_s = {self.restart_initial_s}")
+        return self
+
 
 def format_validation_errors(err: ValidationError, where: str, what: str = "configuration") -> str:
     """One line per error: key, bad value, what is allowed (shared with calibration files)."""

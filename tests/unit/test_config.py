@@ -143,3 +143,10 @@ def test_backoff_order_error_shows_both_values(tmp_path):
         load_camera_config(p)
     line = next(ln for ln in str(err.value).splitlines() if "reconnect_max_s" in ln)
     assert "5" in line and "20" in line
+
+
+def test_site_restart_backoff_must_be_in_order(tmp_path):
+    # restart_max_s is "the longest wait between restarts", yet the first wait was restart_initial_s, longer.
+    p = write(tmp_path, 'restart_initial_s = 30\nrestart_max_s = 5\n[[cameras]]\nconfig = "cam.toml"\n', "site.toml")
+    with pytest.raises(ConfigError, match="restart_max_s = 5.0 must be at least restart_initial_s = 30.0"):
+        load_site_config(p)
