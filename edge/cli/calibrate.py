@@ -215,13 +215,13 @@ def run_scene(args: argparse.Namespace) -> int:
         summary["camera_height_m"] = round(height, 2)  # a sanity check: should match the mast
     picture = args.picture or args.out.with_suffix(".png")
     # imencode and write the bytes: cv2.imwrite crashes (OpenCV 5) on file names that are not UTF-8.
-    ok, encoded = cv2.imencode(picture.suffix or ".png", scene.draw_scene(frame, saved, road_px))
     try:
+        ok, encoded = cv2.imencode(picture.suffix or ".png", scene.draw_scene(frame, saved, road_px))
         if not ok:
             raise OSError
         picture.write_bytes(encoded.tobytes())
-    except OSError:
-        raise EdgeError(f"--picture {picture}: cannot write") from None
+    except (OSError, cv2.error):  # cv2.error: no encoder for that extension
+        raise EdgeError(f"--picture {picture}: cannot write (use a .png or .jpg name in a writable folder)") from None
     summary.update(
         out=str(args.out),
         picture=str(picture),

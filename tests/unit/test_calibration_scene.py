@@ -216,3 +216,12 @@ def test_scene_command_takes_file_names_that_are_not_utf8(tmp_path):
     summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
     assert summary["roi_points"] == 4 and load_calibration(out).image_size == (W, H)
     assert cv2.imdecode(np.fromfile(os.fsencode(out.with_suffix(".png")), np.uint8), cv2.IMREAD_COLOR).shape == (H, W, 3)
+
+
+def test_scene_picture_of_an_unknown_image_type_is_named(tmp_path, capsys):
+    # OpenCV has no encoder for '.txt': that was a cv2.error traceback.
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.zeros((100, 100, 3), np.uint8))
+    argv = ["calibrate", "scene", "--frame", str(frame), "--out", str(tmp_path / "c.toml"), "--direction", "away"]
+    assert main([*argv, "--picture", str(tmp_path / "scene.txt")]) == 2
+    assert "--picture" in capsys.readouterr().err
