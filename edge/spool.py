@@ -205,10 +205,14 @@ class Spool:
 
     def purge_older_than(self, age_s: float) -> int:
         """Delete reads spooled more than `age_s` seconds ago (retention); returns how many."""
-        cutoff = time.time() - age_s
+        now = time.time()
+        cutoff = now - age_s
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                # Spooled while the clock was ahead (it was set back since): their age counts from
+                # now, or they would outlive the retention limit by as much as the clock was wrong.
+                self._db.execute("UPDATE reads SET spooled_at = ? WHERE spooled_at > ?", (now, now))
                 n = self._db.execute("SELECT COUNT(*) FROM reads WHERE spooled_at < ?", (cutoff,)).fetchone()[0]
                 freed = self._delete_where("spooled_at < ?", (cutoff,))
                 self._db.execute("COMMIT")

@@ -141,6 +141,24 @@ def test_purge_older_than(tmp_path: Path) -> None:
         assert 0 <= spool.oldest_age_s() < 60
 
 
+def test_reads_spooled_while_the_clock_was_ahead_are_still_purged_after_it_is_set_back(tmp_path: Path, monkeypatch) -> None:
+    # A unit that booted with its clock years ahead, then was corrected by NTP: its reads must
+    # not wait years for retention (at most the retention limit from the correction on).
+    import edge.spool as spool_module
+
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(spool_module.time, "time", lambda: now[0])
+    with Spool(tmp_path, 10_000_000) as spool:
+        now[0] += 10 * 365 * 86400  # the clock is ten years ahead
+        spool.put(make_read(1))
+        now[0] -= 10 * 365 * 86400  # corrected
+        assert spool.purge_older_than(3600) == 0
+        assert spool.oldest_age_s() == 0
+        now[0] += 7200
+        assert spool.purge_older_than(3600) == 1
+        assert spool.depth() == 0
+
+
 def test_entries_cursor_and_last_seq(tmp_path: Path) -> None:
     with Spool(tmp_path, 10_000_000) as spool:
         assert spool.last_seq() == 0 and spool.oldest_age_s() is None
