@@ -90,6 +90,8 @@ def check_line(line: str, trusted: dict[str, bytes] | None, folder: Path | None,
         return None, [f"not valid JSON: {err}"], []
     if not isinstance(record, dict):
         return None, ["not a JSON object"], []
+    if not isinstance(record.get("images") or {}, dict):  # the checks below take it for {kind: entry}
+        return record, [f"'images' is {json.dumps(record['images'])[:60]}, expected an object of image kinds"], []
     problems: list[str] = []
     images = _images_for(record, folder, problems)
     problems += verify_record(record, images, trusted)

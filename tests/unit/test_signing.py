@@ -215,3 +215,14 @@ def test_verify_cli_refuses_a_line_with_a_repeated_key(read, signer, tmp_path, c
     assert main(["verify", str(path)]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "'plate'" in out and "0 of 1 reads verify" in out
+
+
+def test_verify_cli_names_a_malformed_line_and_checks_the_rest(read, signer, tmp_path, capsys):
+    good = with_inline_images(signer.sign(read.record), read.images)
+    malformed = {**good, "images": ["patch"]}  # "images" must be an object of image kinds
+    path = tmp_path / "reads.jsonl"
+    _write_lines(path, [malformed, good])
+    assert main(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "line 1 read" in out and "FAILED" in out and "'images'" in out
+    assert "line 2 read" in out and "1 of 2 reads verify" in out
