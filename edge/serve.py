@@ -9,16 +9,18 @@ and is killed only if it outlasts `stop_timeout_s`.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import SiteConfig, load_camera_config, repeated
 from edge.errors import ConfigError
+from edge.cli.run import SOURCE_ENV
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ _HEALTHY_AFTER_S = 60.0
 class _Child:
     camera_id: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to serve's environment
     proc: subprocess.Popen | None = None
     started: float = 0.0
     delay_s: float = 0.0
@@ -48,8 +51,9 @@ def camera_commands(site: SiteConfig) -> list[_Child]:
         source = entry.source or cfg.capture.source
         if not source:  # it would only crash-loop, its error naming neither camera nor file
             raise ConfigError(f"{site.source_file}: camera {cfg.camera.id}: no source (set source in its [[cameras]] table or capture.source in {path})")
-        argv += ["--source", source]
-        children.append(_Child(cfg.camera.id, argv))
+        # In the environment, not on the command line: stream URLs carry passwords, and every local
+        # user can read a process's arguments (ps), while its environment is private to its owner.
+        children.append(_Child(cfg.camera.id, argv, {SOURCE_ENV: source}))
     dupes = repeated([c.camera_id for c in children])
     if dupes:
         raise ConfigError(f"{site.source_file}: camera ids must be unique across the site, repeated: {', '.join(dupes)}")
@@ -106,7 +110,7 @@ def _schedule_restart(child: _Child, now: float, max_s: float) -> None:
 
 def _start(child: _Child) -> None:
     # Children inherit stderr: their log lines already carry the camera id.
-    child.proc = subprocess.Popen(child.argv, stdin=subprocess.DEVNULL, start_new_session=True)
+    child.proc = subprocess.Popen(child.argv, stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **child.env})
     child.started = time.monotonic()
     log.info("camera %s: started (pid %d)", child.camera_id, child.proc.pid)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ from edge.config import load_camera_config
 from edge.errors import ConfigError
 
 log = logging.getLogger("edge.run")
+SOURCE_ENV = "EDGE_SOURCE"  # `edge serve` hands each camera its source here
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run one camera's pipeline. Without --broker, reads are printed as JSON lines on stdout "
         "and kept in the spool; a later run with --broker and the same spool sends them.",
     )
-    p.add_argument("--source", help="folder of frames, video file, rtsp:// or http(s):// URL, /dev/videoN or device index (default: the config's capture.source)")
+    p.add_argument("--source", default=os.environ.get(SOURCE_ENV) or None,
+                   help=f"folder of frames, video file, rtsp:// or http(s):// URL, /dev/videoN or device index (default: ${SOURCE_ENV}, "
+                   "then the config's capture.source; the variable keeps a stream password out of the process list)")
     p.add_argument("--camera", required=True, help="camera id (names topics, spool and key files)")
     p.add_argument("--config", type=Path, help="camera TOML file (default: the embedded default)")
     p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (default: the config's mqtt.broker)")

@@ -21,7 +21,8 @@ def site(tmp_path, cameras: list[tuple[str, str]]):
 def test_each_camera_gets_its_own_run_command(tmp_path):
     children = camera_commands(site(tmp_path, [("north", "/dev/null-a"), ("south", "rtsp://u:p@cam/2")]))
     assert [c.camera_id for c in children] == ["north", "south"]
-    assert children[1].argv[-2:] == ["--source", "rtsp://u:p@cam/2"]
+    # The stream password stays out of the command line, which every local user can see (ps).
+    assert children[1].env == {"EDGE_SOURCE": "rtsp://u:p@cam/2"} and not any("u:p@" in a for a in children[1].argv)
     assert children[0].argv[children[0].argv.index("--camera") + 1] == "north"
 
 
