@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -10,6 +11,8 @@ import numpy as np
 
 from edge.config import CameraConfig, ReaderBackend
 from edge.types import Detection, PlateReading
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,11 @@ class ImagePipeline:
         if calibration is None and cfg.camera.calibration is not None:
             from edge.calibrate.file import load_calibration
 
-            calibration = load_calibration(cfg.resolve(cfg.camera.calibration))
+            path = cfg.resolve(cfg.camera.calibration)
+            calibration = load_calibration(path)
+            made_for = getattr(calibration, "camera_id", None)
+            if made_for and made_for != cfg.camera.id:  # its ROI, lanes and speeds describe another view
+                log.warning("camera %s: calibration %s was made for camera %r", cfg.camera.id, path, made_for)
         return cls(load_detector(cfg, calibration), load_reader(cfg), calibration)
 
     @property
