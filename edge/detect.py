@@ -180,6 +180,8 @@ def _scaled_calibration(calibration: Any, frame_w: int, frame_h: int) -> tuple[l
     size = getattr(calibration, "image_size", None)
     if size and (size[0] != frame_w or size[1] != frame_h):
         sx, sy = frame_w / size[0], frame_h / size[1]
+        if abs(sx / sy - 1.0) > 0.02:  # not the same view rescaled: the ROI and plate widths will be distorted
+            log.warning("calibration made for %dx%d frames is stretched to %dx%d frames (another aspect ratio)", size[0], size[1], frame_w, frame_h)
         roi = [(x * sx, y * sy) for x, y in roi] if roi else roi
         widths = (widths[0] * sx, widths[1] * sx) if widths else widths
     return (list(roi) if roi else None), (tuple(widths) if widths else None)

@@ -226,3 +226,13 @@ def test_missing_model_raises_model_error_naming_the_file(tmp_path):
     cfg = CameraConfig().with_overrides(detector={"model": str(missing)})
     with pytest.raises(ModelError, match=str(missing).replace(".", r"\.")):
         load_detector(cfg)
+
+
+def test_a_calibration_of_another_aspect_ratio_is_warned_about(caplog):
+    from edge.detect import _scaled_calibration
+
+    cal = SimpleNamespace(roi=[(0, 0), (1279, 0), (1279, 719), (0, 719)], plate_width_px=(90.0, 220.0), image_size=(1280, 720))
+    roi, widths = _scaled_calibration(cal, 1920, 1080)  # the same view, rescaled
+    assert widths == (135.0, 330.0) and "aspect" not in caplog.text
+    _scaled_calibration(cal, 1280, 1024)
+    assert "another aspect ratio" in caplog.text
