@@ -76,12 +76,8 @@ class Camera:
         self.dir = camera_dir(cfg, spool_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
 
-        self.calibration = None
-        if cfg.camera.calibration is not None:
-            from edge.calibrate.file import load_calibration
-
-            self.calibration = load_calibration(cfg.resolve(cfg.camera.calibration))
-        self.pipeline = ImagePipeline.from_config(cfg, calibration=self.calibration)
+        self.pipeline = ImagePipeline.from_config(cfg)  # loads the calibration the config names
+        self.calibration = self.pipeline.calibration
         self.tracker = Tracker(cfg.tracking)
         self.gate = MotionGate(cfg.detector.motion_threshold) if cfg.detector.motion_gating else None
 
@@ -126,6 +122,8 @@ class Camera:
             "frame_ms_p50": _round(s.percentile_ms(50)),
             "frame_ms_p95": _round(s.percentile_ms(95)),
             "models": self.pipeline.models,
+            # The audit log's newest entry, kept off the unit: a log later cut back or rewritten no longer contains it.
+            "audit_head": dict(zip(("seq", "hash"), self.audit.head())),
             "clock": dataclasses.asdict(clock_state()),
             "uptime_s": round(time.monotonic() - s.started, 1),
         }
