@@ -228,7 +228,7 @@ class Camera:
         track = self._with_scene(track)
         if track.reading.confidence < self.cfg.reader.min_confidence:
             self.stats.rejected_low_confidence += 1
-            log.debug("dropped %s: confidence %.2f below %.2f", track.reading.text, track.reading.confidence, self.cfg.reader.min_confidence)
+            log.debug("dropped track %d: confidence %.2f below %.2f", track.track_id, track.reading.confidence, self.cfg.reader.min_confidence)
             return
         while True:
             try:
@@ -247,7 +247,7 @@ class Camera:
                 self._publish(track)
             except Exception:  # a bug here must not stop the camera; the log says which read
                 self.stats.reads_lost += 1
-                log.exception("could not build read for track %d (%s)", track.track_id, track.reading.text)
+                log.exception("could not build read for track %d", track.track_id)  # no plate text: logs are kept outside retention
 
     def _spool(self, outbound: list[OutboundRead]) -> None:
         self._until_written(lambda: self.spool.put_many(outbound))
