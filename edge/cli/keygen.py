@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "keygen",
         help="create a camera signing key (or an HMAC key for a pseudonymised feed)",
         description="Create an Ed25519 signing key (PEM, mode 0600) and its public key (FILE.pub, for the back "
-        "office's trusted keys). The path is --out, or the config's [signing] key_file, or <spool>/<camera>.key. "
+        "office's trusted keys). The path is --out, or the config's [signing] key_file (by default <spool>/<camera>/signing.key), or <camera>.key here without --config. "
         "With --hmac FILE, create a random 32-byte secret for a pseudonymised feed instead. Never overwrites a file.",
     )
     p.add_argument("--config", metavar="FILE", help="camera TOML file: its camera id and key path are used")
