@@ -27,6 +27,25 @@ def camera_with(spool) -> Camera:
     return cam
 
 
+def camera_over(source, process, tracker, emitted: list):
+    """A camera whose loop runs `process` on each frame of `source`; finished passes go to `emitted`."""
+    from edge.camera import CameraStats
+    from edge.config import load_camera_config
+
+    cam = camera_with(FlakySpool(failures=0))
+    cam.stats = CameraStats()
+    cam.tracker = tracker
+    cam.source = source
+    cam.cfg = load_camera_config(None)
+    cam.publisher = None
+    cam._process = process
+    cam._maybe_retention = lambda: None
+    cam._emit = emitted.append
+    cam._shutdown = lambda once, timeout: 0
+    cam._context = threading.Thread(target=lambda: None)
+    return cam
+
+
 def test_spool_errors_are_retried_until_the_read_is_written(monkeypatch, caplog):
     monkeypatch.setattr(threading.Event, "wait", lambda self, timeout=None: self.is_set())  # no real sleeping
     spool = FlakySpool(failures=2)
@@ -115,17 +134,13 @@ def test_a_full_disk_under_the_audit_log_holds_the_read_back_and_then_spools_it(
 
 def test_a_frame_that_raises_is_skipped_and_the_open_tracks_still_end_as_reads(caplog):
     """A bug on one frame must not end the camera nor lose the passes it was tracking."""
-    from edge.camera import CameraStats
     from edge.capture import CaptureStats
-    from edge.config import TrackingSection, load_camera_config
+    from edge.config import TrackingSection
     from edge.track import Tracker
     from tests.builders import frame, obs
 
-    emitted = []
-    cam = camera_with(FlakySpool(failures=0))
-    cam.stats = CameraStats()
-    cam.tracker = Tracker(TrackingSection())
-    cam.tracker.update(obs("AB12CDE", (10, 10, 80, 20), 0.0).frame.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)])
+    tracker = Tracker(TrackingSection())
+    tracker.update(obs("AB12CDE", (10, 10, 80, 20), 0.0).frame.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)])
 
     class Source:
         name, live, stats = "test", False, CaptureStats()
@@ -137,14 +152,8 @@ def test_a_frame_that_raises_is_skipped_and_the_open_tracks_still_end_as_reads(c
         def close(self):
             pass
 
-    cam.source = Source()
-    cam.cfg = load_camera_config(None)
-    cam.publisher = None
-    cam._process = lambda f: (_ for _ in ()).throw(RuntimeError("boom"))
-    cam._maybe_retention = lambda: None
-    cam._emit = emitted.append
-    cam._shutdown = lambda once, timeout: 0
-    cam._context = threading.Thread(target=lambda: None)
+    emitted = []
+    cam = camera_over(Source(), lambda f: (_ for _ in ()).throw(RuntimeError("boom")), tracker, emitted)
     assert cam.run(threading.Event()) == 0
     assert cam.stats.frame_failures == 2 and "could not be processed" in caplog.text
     assert [t.reading.text for t in emitted] == ["AB12CDE"]
@@ -154,16 +163,12 @@ def test_passes_seen_before_a_live_source_stalled_end_on_time_not_when_it_return
     """The camera goes quiet right after a car: its read must not wait (in memory only) for the stream to come back."""
     from datetime import timedelta
 
-    from edge.camera import CameraStats
     from edge.capture import CaptureStats
-    from edge.config import TrackingSection, load_camera_config
+    from edge.config import TrackingSection
     from edge.track import Tracker
     from tests.builders import T0, frame, obs
 
     emitted, emitted_during_stall = [], []
-    cam = camera_with(FlakySpool(failures=0))
-    cam.stats = CameraStats()
-    cam.tracker = Tracker(TrackingSection(timeout_s=1.0))
 
     class Source:
         name, live, stats = "rtsp://camera/stream", True, CaptureStats()
@@ -176,14 +181,8 @@ def test_passes_seen_before_a_live_source_stalled_end_on_time_not_when_it_return
         def close(self):
             pass
 
-    cam.source = Source()
-    cam.cfg = load_camera_config(None)
-    cam.publisher = None
-    cam._process = lambda f: cam.tracker.update(f.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)])
-    cam._maybe_retention = lambda: None
-    cam._emit = emitted.append
-    cam._shutdown = lambda once, timeout: 0
-    cam._context = threading.Thread(target=lambda: None)
+    tracker = Tracker(TrackingSection(timeout_s=1.0))
+    cam = camera_over(Source(), lambda f: tracker.update(f.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)]), tracker, emitted)
     assert cam.run(threading.Event()) == 0
     assert [t.reading.text for t in emitted_during_stall] == ["AB12CDE"]
     assert cam.stats.frame_failures == 0
@@ -219,17 +218,13 @@ def test_a_read_given_up_at_shutdown_makes_the_exit_status_non_zero(caplog):
 
 def test_a_source_that_fails_still_ends_the_open_passes_as_reads(caplog):
     """A capture backend that raises mid-stream ends the camera (serve restarts it), not its reads."""
-    from edge.camera import CameraStats
     from edge.capture import CaptureStats
-    from edge.config import TrackingSection, load_camera_config
+    from edge.config import TrackingSection
     from edge.track import Tracker
     from tests.builders import frame, obs
 
-    emitted = []
-    cam = camera_with(FlakySpool(failures=0))
-    cam.stats = CameraStats()
-    cam.tracker = Tracker(TrackingSection())
-    cam.tracker.update(obs("AB12CDE", (10, 10, 80, 20), 0.0).frame.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)])
+    tracker = Tracker(TrackingSection())
+    tracker.update(obs("AB12CDE", (10, 10, 80, 20), 0.0).frame.timestamp, [obs("AB12CDE", (10, 10, 80, 20), 0.0)])
 
     class Source:
         name, live, stats = "test", True, CaptureStats()
@@ -241,14 +236,8 @@ def test_a_source_that_fails_still_ends_the_open_passes_as_reads(caplog):
         def close(self):
             pass
 
-    cam.source = Source()
-    cam.cfg = load_camera_config(None)
-    cam.publisher = None
-    cam._process = lambda f: None
-    cam._maybe_retention = lambda: None
-    cam._emit = emitted.append
-    cam._shutdown = lambda once, timeout: 0
-    cam._context = threading.Thread(target=lambda: None)
+    emitted = []
+    cam = camera_over(Source(), lambda f: None, tracker, emitted)
     assert cam.run(threading.Event()) != 0
     assert [t.reading.text for t in emitted] == ["AB12CDE"]
     assert "video backend error" in caplog.text
