@@ -281,8 +281,10 @@ def _drop_cut_at_seams(parts: list[tuple[np.ndarray, ...]], windows: list[Window
 
 
 def _detection(box: np.ndarray, score: float, corners: np.ndarray, fw: int, fh: int) -> Detection:
-    pts = np.clip(corners, [0, 0], [fw - 1, fh - 1])
-    c: Corners = tuple((float(x), float(y)) for x, y in pts)  # type: ignore[assignment]
+    c: Corners | None = None  # NaN corners (a broken model's output) would crash the crop: it cuts the box instead
+    if np.isfinite(corners).all():
+        pts = np.clip(corners, [0, 0], [fw - 1, fh - 1])
+        c = tuple((float(x), float(y)) for x, y in pts)  # type: ignore[assignment]
     return Detection(Box(float(box[0]), float(box[1]), float(box[2]), float(box[3])), float(min(1.0, max(0.0, score))), c)
 
 

@@ -236,3 +236,26 @@ def test_a_calibration_of_another_aspect_ratio_is_warned_about(caplog):
     assert widths == (135.0, 330.0) and "aspect" not in caplog.text
     _scaled_calibration(cal, 1280, 1024)
     assert "another aspect ratio" in caplog.text
+
+
+# --------------------------------------------------------------------------- awkward inputs
+
+
+class NanCornersModel(PeakModel):
+    """The peak model, but its corner regressions are NaN (as a broken or badly quantised model can give)."""
+
+    def run(self, tensor: np.ndarray):
+        heat, reg = super().run(tensor)
+        reg[0, 4:] = np.nan
+        return [heat, reg]
+
+
+def test_non_finite_corners_are_dropped_and_the_plate_is_still_cropped():
+    from edge.read import crop_plate
+
+    frame = _frame_with_plate(800, 500, 160, 36)
+    found = OnnxPlateDetector(NanCornersModel(), 0.4, 0.45).detect(frame)
+    assert len(found) == 1 and found[0].corners is None  # the box is good, the corners are not
+    crop = crop_plate(frame, found[0])
+    assert 160 <= crop.shape[1] <= 200 and 36 <= crop.shape[0] <= 45  # the box and its margin
+
