@@ -132,6 +132,16 @@ def decode(heat: np.ndarray, reg: np.ndarray, threshold: float, stride: int) -> 
     return boxes, scores, corners
 
 
+def _roi_box(frame_w: int, frame_h: int, roi: Sequence[tuple[float, float]] | None) -> tuple[int, int, int, int] | None:
+    """The ROI's bounding box clipped to the frame (x0, y0, x1, y1); None without an ROI or when it is off the frame."""
+    if not roi:
+        return None
+    pts = np.asarray(roi, np.float32)
+    x0, y0 = max(0, int(math.floor(pts[:, 0].min()))), max(0, int(math.floor(pts[:, 1].min())))
+    x1, y1 = min(frame_w, int(math.ceil(pts[:, 0].max()))), min(frame_h, int(math.ceil(pts[:, 1].max())))
+    return None if x1 - x0 < 8 or y1 - y0 < 8 else (x0, y0, x1, y1)
+
+
 def plan_windows(
     frame_w: int,
     frame_h: int,
@@ -140,14 +150,7 @@ def plan_windows(
     plate_width_px: tuple[float, float] | None = None,
 ) -> list[Window]:
     """The frame rectangles to run the network on: the ROI's bounding box, tiled if plates would be too small."""
-    if roi:
-        pts = np.asarray(roi, np.float32)
-        x0, y0 = max(0, int(math.floor(pts[:, 0].min()))), max(0, int(math.floor(pts[:, 1].min())))
-        x1, y1 = min(frame_w, int(math.ceil(pts[:, 0].max()))), min(frame_h, int(math.ceil(pts[:, 1].max())))
-        if x1 - x0 < 8 or y1 - y0 < 8:  # an ROI off the frame: fall back to the frame rather than see nothing
-            x0, y0, x1, y1 = 0, 0, frame_w, frame_h
-    else:
-        x0, y0, x1, y1 = 0, 0, frame_w, frame_h
+    x0, y0, x1, y1 = _roi_box(frame_w, frame_h, roi) or (0, 0, frame_w, frame_h)
     w, h = x1 - x0, y1 - y0
     scale = min(input_hw[0] / h, input_hw[1] / w)
     if not plate_width_px or plate_width_px[0] * scale >= MIN_PLATE_INPUT_PX:
@@ -212,6 +215,10 @@ class OnnxPlateDetector:
         key = (frame_w, frame_h)
         if key not in self._plans:
             roi, widths = _scaled_calibration(self.calibration, frame_w, frame_h)
+            if roi and _roi_box(frame_w, frame_h, roi) is None:
+                # Searching the whole frame only to drop every box outside the ROI would see nothing.
+                log.warning("calibration ROI lies outside the %dx%d frame: the whole frame is searched", frame_w, frame_h)
+                roi = None
             windows = plan_windows(frame_w, frame_h, self.input_hw, roi, widths)
             if len(windows) > 1:
                 log.info("detector: %d tiles per %dx%d frame so %.0f px plates stay findable", len(windows), frame_w, frame_h, widths[0])

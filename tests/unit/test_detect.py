@@ -259,3 +259,10 @@ def test_non_finite_corners_are_dropped_and_the_plate_is_still_cropped():
     crop = crop_plate(frame, found[0])
     assert 160 <= crop.shape[1] <= 200 and 36 <= crop.shape[0] <= 45  # the box and its margin
 
+
+def test_an_roi_off_the_frame_falls_back_to_the_whole_frame():
+    # An ROI drawn for a larger frame (no image_size to rescale it by) misses this frame entirely.
+    cal = SimpleNamespace(roi=((3000.0, 3000.0), (3500.0, 3000.0), (3500.0, 3500.0)), plate_width_px=None)
+    found = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal).detect(_frame_with_plate(800, 500, 160, 36))
+    assert len(found) == 1 and found[0].box.iou(Box(800, 500, 160, 36)) > 0.9
+
