@@ -166,7 +166,9 @@ def plan_windows(
         # Keep the cost bounded: grow the tiles evenly (plates a little smaller than asked for).
         grow = math.sqrt(nx * ny / MAX_TILES)
         tw, th = min(w, tw * grow), min(h, th * grow)
-        nx = max(1, math.ceil((w - overlap) / max(1.0, tw - overlap)))
+        # A strip lower than a tile cannot grow in height, so the columns alone may still be too many.
+        nx = max(1, min(MAX_TILES, math.ceil((w - overlap) / max(1.0, tw - overlap))))
+        tw = max(tw, (w + (nx - 1) * overlap) / nx)
         ny = max(1, min(MAX_TILES // nx, math.ceil((h - overlap * 0.5) / max(1.0, th - overlap * 0.5))))
         th = max(th, (h + (ny - 1) * overlap * 0.5) / ny)
     xs = [x0 + round(i * (w - tw) / (nx - 1)) if nx > 1 else x0 for i in range(nx)]

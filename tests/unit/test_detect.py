@@ -266,3 +266,11 @@ def test_an_roi_off_the_frame_falls_back_to_the_whole_frame():
     found = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal).detect(_frame_with_plate(800, 500, 160, 36))
     assert len(found) == 1 and found[0].box.iou(Box(800, 500, 160, 36)) > 0.9
 
+
+def test_a_wide_strip_of_small_plates_is_still_capped_at_max_tiles():
+    # A 4K gantry camera's ROI: a strip across the frame, too low for the tiles to grow in height.
+    roi = [(0, 1000), (3840, 1000), (3840, 1200), (0, 1200)]
+    windows = plan_windows(3840, 2160, (448, 800), roi, (20.0, 40.0))
+    assert 1 < len(windows) <= MAX_TILES
+    strip = [Window(w.x, w.y - 1000, w.w, w.h) for w in windows]
+    assert _covers_frame(strip, 3840, 200)
