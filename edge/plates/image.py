@@ -29,7 +29,7 @@ def _split_rows(grey: np.ndarray, cut: float | None = None) -> tuple[np.ndarray,
     if cut is not None:
         at = min(h - 1, max(1, round(h * cut)))
         return grey[:at], grey[at:]
-    lo, hi = int(h * 0.35), int(h * 0.65)
+    lo, hi = max(1, int(h * 0.35)), int(h * 0.65)  # a cut at row 0 would leave the top line empty
     if hi - lo < 1:
         return grey[: h // 2], grey[h // 2 :]
     profile = cv2.blur(grey.astype(np.float32), (grey.shape[1], 1))[:, 0]

@@ -235,3 +235,9 @@ def test_reads_real_european_test_crops():
     readings = reader.read([exact_crop(c) for c in crops])
     exact = sum(r is not None and r.text == c.text for r, c in zip(readings, crops))
     assert len(crops) >= 20 and exact >= 0.85 * len(crops)
+
+
+def test_a_two_line_crop_two_pixels_high_still_makes_a_model_input():
+    # The split between the lines must leave a row on each side, or the resize of the empty half fails.
+    x = plate_input(np.array([[200, 200, 200], [0, 0, 0]], np.uint8), 32, 128)
+    assert x.shape == (32, 128) and np.isfinite(x).all()
