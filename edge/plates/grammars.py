@@ -77,7 +77,13 @@ CZ_REGION = "ABCEHJKLMPSTUZ"
 
 FORMATS: tuple[PlateFormat, ...] = (
     # --- Great Britain (GB first: the engine's home market) ---
-    PlateFormat("gb_current", "GB", (((GB_TAG, 2, 2), ("01234567", 1, 1), (D, 1, 1), (GB_LETTERS, 3, 3)),), "AB12CDE"),
+    # Age identifier: March 02, 03, ...; September 51, 52, ... ('00', '01' and '50' were never issued).
+    # A first digit of 8 or 9 (September 2030 onwards) is not issued yet.
+    PlateFormat("gb_current", "GB", (
+        ((GB_TAG, 2, 2), ("0", 1, 1), ("23456789", 1, 1), (GB_LETTERS, 3, 3)),
+        ((GB_TAG, 2, 2), ("123467", 1, 1), (D, 1, 1), (GB_LETTERS, 3, 3)),
+        ((GB_TAG, 2, 2), ("5", 1, 1), (NZ, 1, 1), (GB_LETTERS, 3, 3)),
+    ), "AB12CDE"),
     PlateFormat("gb_prefix", "GB", (((GB_YEAR, 1, 1), (NZ, 1, 1), (D, 0, 2), (GB_LETTERS, 3, 3)),), "A123BCD"),
     PlateFormat("gb_suffix", "GB", (((GB_LETTERS, 3, 3), (NZ, 1, 1), (D, 0, 2), (GB_YEAR, 1, 1)),), "ABC123D"),
     PlateFormat("gb_ni", "GB", (
