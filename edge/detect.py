@@ -67,6 +67,23 @@ class Window:
 # --------------------------------------------------------------------------- geometry
 
 
+def bgr8(image: np.ndarray) -> np.ndarray:
+    """The image as 8-bit BGR, which is what the models were trained on (the same array when it already is).
+
+    Grey and BGRA images are converted, 16-bit ones scaled by 1/256 as cv2.imread does (so the
+    API sees what `edge read` sees); other pixel types have no agreed range and are refused.
+    """
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"image pixels are {image.dtype}: expected uint8 (or uint16) grey, BGR or BGRA")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
 def letterbox(image: np.ndarray, input_hw: tuple[int, int], pad: int = DEFAULT_PAD) -> tuple[np.ndarray, float]:
     """Fit `image` into input_hw keeping its aspect, top-left, grey padding; returns (canvas, scale)."""
     h, w = image.shape[:2]
@@ -243,6 +260,7 @@ class OnnxPlateDetector:
         return boxes, scores, unletterbox(corners, scale, window)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        image = bgr8(image)
         fh, fw = image.shape[:2]
         windows, roi, widths = self.plan(fw, fh)
         parts = [self.detect_window(image, w) for w in windows]

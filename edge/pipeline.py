@@ -89,7 +89,10 @@ class ImagePipeline:
 
     def process(self, image: np.ndarray, skip: Callable[[Detection], bool] | None = None) -> list[PlateResult]:
         """Plates of one image, most confident first. `skip(detection)` True: located but not read."""
+        from edge.detect import bgr8
+
         t0 = time.perf_counter()
+        image = bgr8(image)  # grey, BGRA and 16-bit images are detected and cropped as 8-bit BGR
         detections = self.detector.detect(image)
         t1 = time.perf_counter()
         skipped = [skip is not None and skip(d) for d in detections]
