@@ -105,15 +105,20 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("cz_old", "CZ", (((L, 3, 3), (D, 4, 4)),), "ABC1234"),
     PlateFormat("de", "DE", (((L, 1, 3), (L, 1, 2), (NZ, 1, 1), (D, 0, 3)),), "BAB1234", max_len=8),
     PlateFormat("fr", "FR", (((FR_L, 2, 2), (D, 3, 3), (FR_L, 2, 2)),), "AB123CD"),
+    # The RDW's sidecodes issued so far (12, X-99-XXX, and 14, 999-XX-9, are not issued yet).
     PlateFormat("nl", "NL", (
-        ((NL_L, 2, 2), (D, 2, 2), (NL_L, 2, 2)),
-        ((D, 2, 2), (NL_L, 3, 3), (D, 1, 1)),
-        ((D, 1, 1), (NL_L, 3, 3), (D, 2, 2)),
-        ((NL_L, 2, 2), (D, 3, 3), (NL_L, 1, 1)),
-        ((NL_L, 1, 1), (D, 3, 3), (NL_L, 2, 2)),
-        ((NL_L, 3, 3), (D, 2, 2), (NL_L, 1, 1)),
-        ((D, 2, 2), (NL_L, 2, 2), (D, 2, 2)),
-        ((NL_L, 2, 2), (D, 2, 2), (NL_L, 1, 1), (D, 1, 1)),
+        ((NL_L, 2, 2), (D, 4, 4)),  # 1: XX-99-99
+        ((D, 4, 4), (NL_L, 2, 2)),  # 2: 99-99-XX
+        ((D, 2, 2), (NL_L, 2, 2), (D, 2, 2)),  # 3: 99-XX-99
+        ((NL_L, 2, 2), (D, 2, 2), (NL_L, 2, 2)),  # 4: XX-99-XX
+        ((NL_L, 4, 4), (D, 2, 2)),  # 5: XX-XX-99
+        ((D, 2, 2), (NL_L, 4, 4)),  # 6: 99-XX-XX
+        ((D, 2, 2), (NL_L, 3, 3), (D, 1, 1)),  # 7: 99-XXX-9
+        ((D, 1, 1), (NL_L, 3, 3), (D, 2, 2)),  # 8: 9-XXX-99
+        ((NL_L, 2, 2), (D, 3, 3), (NL_L, 1, 1)),  # 9: XX-999-X
+        ((NL_L, 1, 1), (D, 3, 3), (NL_L, 2, 2)),  # 10: X-999-XX
+        ((NL_L, 3, 3), (D, 2, 2), (NL_L, 1, 1)),  # 11: XXX-99-X
+        ((D, 1, 1), (NL_L, 2, 2), (D, 3, 3)),  # 13: 9-XX-999
     ), "GB12KL"),
     PlateFormat("es", "ES", (((D, 4, 4), (ES_L, 3, 3)),), "1234BCD"),
     PlateFormat("it", "IT", (((IT_L, 2, 2), (D, 3, 3), (IT_L, 2, 2)),), "AB123CD"),
