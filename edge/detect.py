@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 import cv2
 import numpy as np
 
+from edge.errors import ModelError
 from edge.onnx import OnnxModel, load_model
 from edge.types import Box, Corners, Detection
 
@@ -321,5 +322,9 @@ def load_detector(cfg: CameraConfig, calibration: Any = None) -> PlateDetector:
     model = load_model(path, threads=cfg.detector.threads)
     detector = OnnxPlateDetector(model, cfg.detector.threshold, cfg.detector.nms_iou, calibration)
     # One warm-up run so the first real frame is not slowed by onnxruntime's lazy initialisation.
-    detector.detect_window(np.full((*detector.input_hw, 3), DEFAULT_PAD, np.uint8), Window(0, 0, detector.input_hw[1], detector.input_hw[0]))
+    h, w = detector.input_hw
+    try:
+        detector.detect_window(np.full((h, w, 3), DEFAULT_PAD, np.uint8), Window(0, 0, w, h))
+    except Exception as err:  # onnxruntime's untyped errors: most often a sidecar that does not match the model
+        raise ModelError(f"{path.with_suffix('.json')}: input {h}x{w} (height x width) does not fit the model {path}: {err}") from None
     return detector

@@ -224,5 +224,11 @@ def load_reader(cfg: CameraConfig) -> PlateReader:
         return TesseractReader(rc.countries, rc.max_alternatives)
     model = load_model(cfg.model_path(rc.model), threads=rc.threads)
     reader = OnnxReader(model, rc.countries, rc.max_alternatives)
-    reader.read([np.full((32, 128, 3), 200, np.uint8)])  # warm-up: the first run allocates
+    try:
+        reader.read([np.full((32, 128, 3), 200, np.uint8)])  # warm-up: the first run allocates
+    except Exception as err:  # onnxruntime's untyped errors: most often a sidecar that does not match the model
+        raise ModelError(
+            f"{model.path.with_suffix('.json')}: input {reader.height}x{reader.width} (height x width) "
+            f"does not fit the model {model.path}: {err}"
+        ) from None
     return reader

@@ -1,0 +1,50 @@
+"""Model files and their sidecars: what does not fit is a ModelError naming the file, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edge.config import MODELS_DIR, CameraConfig
+from edge.detect import load_detector
+from edge.errors import ModelError
+from edge.onnx import load_model
+from edge.read import load_reader
+
+needs_models = pytest.mark.skipif(
+    not (MODELS_DIR / "detector.onnx").is_file() or not (MODELS_DIR / "reader.onnx").is_file(), reason="models not built"
+)
+
+
+def _copy(name: str, tmp_path: Path, edit=None) -> Path:
+    """models/NAME.onnx and its sidecar copied to tmp_path, the sidecar passed through `edit`."""
+    shutil.copy(MODELS_DIR / f"{name}.onnx", tmp_path / f"{name}.onnx")
+    side = json.loads((MODELS_DIR / f"{name}.json").read_text())
+    (tmp_path / f"{name}.json").write_text(json.dumps(edit(side) if edit else side))
+    return tmp_path / f"{name}.onnx"
+
+
+def _resized(side: dict) -> dict:
+    side["input"].update(height=384, width=640)
+    return side
+
+
+@needs_models
+def test_a_detector_sidecar_naming_another_input_size_is_a_model_error(tmp_path):
+    path = _copy("detector", tmp_path, _resized)
+    with pytest.raises(ModelError, match=r"detector\.json.*384x640"):
+        load_detector(CameraConfig().with_overrides(detector={"model": str(path)}))
+
+
+@needs_models
+def test_a_reader_sidecar_naming_another_input_size_is_a_model_error(tmp_path):
+    def narrower(side: dict) -> dict:
+        side["input"]["shape"] = [1, 32, 100]
+        return side
+
+    path = _copy("reader", tmp_path, narrower)
+    with pytest.raises(ModelError, match=r"reader\.json.*32x100"):
+        load_reader(CameraConfig().with_overrides(reader={"model": str(path)}))
