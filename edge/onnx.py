@@ -57,8 +57,11 @@ def load_model(path: str | Path, threads: int = 1) -> OnnxModel:
     sidecar_path = path.with_suffix(".json")
     try:
         sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
         raise ModelError(f"{sidecar_path}: sidecar is not valid JSON: {err}") from None
+    # The runtimes read sidecar["input"] as an object: anything else would fail later as an AttributeError.
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("input", {}), dict):
+        raise ModelError(f"{sidecar_path}: sidecar must be a JSON object whose 'input' is an object")
     try:
         import onnxruntime as ort
     except ImportError as err:  # pragma: no cover - a core dependency

@@ -48,3 +48,12 @@ def test_a_reader_sidecar_naming_another_input_size_is_a_model_error(tmp_path):
     path = _copy("reader", tmp_path, narrower)
     with pytest.raises(ModelError, match=r"reader\.json.*32x100"):
         load_reader(CameraConfig().with_overrides(reader={"model": str(path)}))
+
+
+@needs_models
+@pytest.mark.parametrize("sidecar", [b"[1, 2]", b'{"input": null}', b"\xff\xfe{}"], ids=["a list", "input null", "not utf-8"])
+def test_a_sidecar_that_is_not_a_json_object_is_a_model_error(tmp_path, sidecar):
+    path = _copy("detector", tmp_path)
+    path.with_suffix(".json").write_bytes(sidecar)
+    with pytest.raises(ModelError, match=r"detector\.json"):
+        load_model(path)
