@@ -84,6 +84,9 @@ def plate_colour(crop: np.ndarray) -> PlateColour:
     """
     if crop.ndim != 3 or crop.shape[0] < 2 or crop.shape[1] < 2:
         return PlateColour.UNKNOWN
+    crop = crop[..., :3]  # BGRA: the alpha says nothing of the colour
+    if crop.dtype == np.uint16:  # the HSV conversion below takes 8-bit (or float) pixels only
+        crop = (crop >> 8).astype(np.uint8)
     h, w = crop.shape[:2]
     centre = crop[h // 6 : h - h // 6 or h, w // 8 : w - w // 8 or w]
     # A 64x32 thumbnail says as much as the crop, at a fixed cost. Resizing treats the channels

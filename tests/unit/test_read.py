@@ -241,3 +241,10 @@ def test_a_two_line_crop_two_pixels_high_still_makes_a_model_input():
     # The split between the lines must leave a row on each side, or the resize of the empty half fails.
     x = plate_input(np.array([[200, 200, 200], [0, 0, 0]], np.uint8), 32, 128)
     assert x.shape == (32, 128) and np.isfinite(x).all()
+
+
+def test_plate_colour_of_bgra_and_16_bit_crops():
+    # Crops of a PNG with alpha or of a 16-bit image, handed to a reader by an integrator's code.
+    yellow = np.full((30, 120, 3), (20, 200, 250), np.uint8)
+    assert plate_colour(cv2.cvtColor(yellow, cv2.COLOR_BGR2BGRA)) is PlateColour.YELLOW
+    assert plate_colour(yellow.astype(np.uint16) << 8) is PlateColour.YELLOW
