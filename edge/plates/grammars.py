@@ -75,6 +75,14 @@ ES_L = minus(L, "AEIOUQ")
 IT_L = minus(L, "IOQU")
 CZ_REGION = "ABCEHJKLMPSTUZ"
 
+# Poland: after the district, at most two of the 4-5 characters are letters ('WA 1ABCD' is no plate).
+_PL_VARIANTS: tuple[tuple[Group, ...], ...] = tuple(
+    ((L, 2, 3), (D, 1, 1), *((kind, 1, 1) for kind in rest))
+    for n in (3, 4)
+    for rest in itertools.product((D, L), repeat=n)
+    if rest.count(L) <= 2
+)
+
 FORMATS: tuple[PlateFormat, ...] = (
     # --- Great Britain (GB first: the engine's home market) ---
     # Age identifier: March 02, 03, ...; September 51, 52, ... ('00', '01' and '50' were never issued).
@@ -123,7 +131,7 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("es", "ES", (((D, 4, 4), (ES_L, 3, 3)),), "1234BCD"),
     PlateFormat("it", "IT", (((IT_L, 2, 2), (D, 3, 3), (IT_L, 2, 2)),), "AB123CD"),
     # District (2-3 letters), then a digit and 3-4 letters or digits (e.g. WA 12345, KR 1234A, KRA 12AB).
-    PlateFormat("pl", "PL", (((L, 2, 3), (D, 1, 1), (A, 3, 4)),), "WA12345", max_len=8),
+    PlateFormat("pl", "PL", _PL_VARIANTS, "WA12345", max_len=8),
     PlateFormat("ie", "IE", (((D, 2, 3), (L, 1, 2), (NZ, 1, 1), (D, 0, 5)),), "191D12345"),
     PlateFormat("be", "BE", (((NZ, 1, 1), (L, 3, 3), (D, 3, 3)),), "1ABC123"),
     PlateFormat("no", "NO", (((minus(L, "GIMOQW"), 2, 2), (NZ, 1, 1), (D, 3, 4)),), "AB12345"),

@@ -137,6 +137,16 @@ def test_european_formats_refuse_illegal_strings(text, country):
     assert f is None or f.country != country
 
 
+@pytest.mark.parametrize("text", ["WA12345", "WA1234A", "WA123AB", "WA1AB23", "KRA12AB", "KRA1A23", "KRA12345"])
+def test_pl_accepts_at_most_two_letters_after_the_district(text):
+    assert fmt_name(text, "PL") == "pl"
+
+
+@pytest.mark.parametrize("text", ["WA1ABCD", "WA12ABC", "KRA1ABC", "AB1XCDE"])
+def test_pl_refuses_three_or_more_letters_after_the_district(text):
+    assert country_of(text, "PL") != "PL"
+
+
 def test_countries_named_in_lower_case_are_preferred():
     assert formats_for(["gb"])[0] == (FORMATS[0], True)
     assert match_format("AB12CDE", ("gb",)).name == "gb_current"
