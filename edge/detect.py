@@ -168,6 +168,8 @@ def plan_windows(
     plate_width_px: tuple[float, float] | None = None,
 ) -> list[Window]:
     """The frame rectangles to run the network on: the ROI's bounding box, tiled if plates would be too small."""
+    if plate_width_px and not 0 < plate_width_px[0] <= plate_width_px[1] < math.inf:
+        raise ValueError(f"calibration plate_width_px must be (min, max) with 0 < min <= max, got {tuple(plate_width_px)!r}")
     x0, y0, x1, y1 = _roi_box(frame_w, frame_h, roi) or (0, 0, frame_w, frame_h)
     w, h = x1 - x0, y1 - y0
     scale = min(input_hw[0] / h, input_hw[1] / w)

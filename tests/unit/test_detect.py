@@ -274,3 +274,9 @@ def test_a_wide_strip_of_small_plates_is_still_capped_at_max_tiles():
     assert 1 < len(windows) <= MAX_TILES
     strip = [Window(w.x, w.y - 1000, w.w, w.h) for w in windows]
     assert _covers_frame(strip, 3840, 200)
+
+
+@pytest.mark.parametrize("widths", [(0.0, 100.0), (-20.0, 100.0), (60.0, 30.0), (float("nan"), 100.0)])
+def test_plate_widths_that_cannot_plan_tiles_are_refused_naming_them(widths):
+    with pytest.raises(ValueError, match=r"plate_width_px"):
+        plan_windows(1920, 1080, INPUT_HW, None, widths)
