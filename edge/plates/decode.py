@@ -63,8 +63,11 @@ class Lattice:
     @classmethod
     def from_text(cls, text: str, confidences: list[float] | tuple[float, ...]) -> Lattice:
         """A lattice from a backend that only gives characters and their confidences."""
+        if len(confidences) != len(text):  # zip would leave the last rows empty, read back as '0'
+            raise ValueError(f"Lattice.from_text: {len(confidences)} confidences for {len(text)} characters")
         probs = np.zeros((len(text), len(ALPHABET)), np.float32)
         for i, (ch, c) in enumerate(zip(text, confidences)):
+            c = max(float(c), _P_FLOOR)  # a zero would leave an all-zero row, whose argmax is '0'
             rest = min((1.0 - c) / (len(ALPHABET) - 1), c / 2)  # the named character stays the most likely
             probs[i, :] = rest
             probs[i, _INDEX[ch]] = c

@@ -93,3 +93,14 @@ def test_long_lattice_keeps_its_characters():
     text = "AB12CDE" * 3
     d = decode(lattice(text), ("GB",))[0]
     assert d.text == text and d.country is None
+
+
+@pytest.mark.parametrize("conf", [0.0, 1e-9, 0.01, 0.5, 1.0])
+def test_lattice_from_text_keeps_its_characters_at_any_confidence(conf):
+    # A backend's zero confidence must not turn every character into '0' (an all-zero row).
+    assert Lattice.from_text("AB12CDE", [conf] * 7).text == "AB12CDE"
+
+
+def test_lattice_from_text_refuses_a_confidence_count_that_does_not_match():
+    with pytest.raises(ValueError, match="7 characters"):
+        Lattice.from_text("AB12CDE", [0.9])
