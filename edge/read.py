@@ -191,6 +191,17 @@ class TesseractReader:
         return out
 
 
+def _plate_shaped(q: np.ndarray) -> bool:
+    """Corners TL, TR, BR, BL make a convex quadrilateral turning clockwise on screen, as a plate's do.
+
+    Crossed, mirrored or collinear corners (a confused model) would warp the plate into a crop no
+    reader can read; the detection's box is cut instead.
+    """
+    edges = np.roll(q, -1, axis=0) - q
+    turns = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    return bool((turns > 0).all())
+
+
 def crop_plate(image: np.ndarray, detection: Detection, margin: float = 0.1) -> np.ndarray:
     """The plate cut from a frame with `margin` (a fraction of its size) around it.
 
@@ -198,7 +209,7 @@ def crop_plate(image: np.ndarray, detection: Detection, margin: float = 0.1) -> 
     undoes the camera's perspective; without, the axis-aligned box is cut (clipped to the frame).
     """
     H, W = image.shape[:2]
-    if detection.corners is not None:
+    if detection.corners is not None and _plate_shaped(np.float32(detection.corners)):
         q = np.float32(detection.corners)
         centre = q.mean(axis=0)
         q = centre + (q - centre) * (1.0 + 2.0 * margin)

@@ -248,3 +248,21 @@ def test_plate_colour_of_bgra_and_16_bit_crops():
     yellow = np.full((30, 120, 3), (20, 200, 250), np.uint8)
     assert plate_colour(cv2.cvtColor(yellow, cv2.COLOR_BGR2BGRA)) is PlateColour.YELLOW
     assert plate_colour(yellow.astype(np.uint16) << 8) is PlateColour.YELLOW
+
+
+@pytest.mark.parametrize(
+    "corners",
+    [
+        ((60, 60), (240, 60), (60, 110), (240, 110)),  # self-crossing: bottom corners swapped
+        ((240, 60), (60, 60), (60, 110), (240, 110)),  # mirrored: the crop would read right to left
+        ((60, 60), (150, 60), (240, 60), (60, 110)),  # three corners on one line
+    ],
+    ids=["self-crossing", "mirrored", "degenerate"],
+)
+def test_crop_plate_cuts_the_box_when_the_corners_are_not_a_plate_shape(corners):
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[60:110, 60:240] = 255
+    img[60:110, 60:70] = 128  # the plate's left end, to tell a mirrored crop
+    det = Detection(Box(60, 60, 180, 50), 0.9, corners=tuple((float(x), float(y)) for x, y in corners))
+    crop = crop_plate(img, det, margin=0.0)
+    np.testing.assert_array_equal(crop, img[60:110, 60:240])
