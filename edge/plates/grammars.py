@@ -68,7 +68,13 @@ NZ = "123456789"  # a number never starts with 0 on a UK plate
 GB_TAG = minus(L, "IQZ")  # memory tags never use I, Q or Z
 GB_LETTERS = minus(L, "IQ")  # the random letters never use I or Q
 GB_YEAR = minus(L, "IOQUZ")  # prefix and suffix year letters
-NI_CODE_FIRST = "I"  # Northern Ireland codes: 'I?' or '?Z'
+NI_CODE_FIRST = "I"  # Northern Ireland codes: 'I?' or '?Z', and the four below
+NI_I_SECOND = "JOUX"  # JI (Tyrone), OI and XI (Belfast), UI (Londonderry)
+_NI_CODES: tuple[tuple[Group, Group], ...] = (
+    ((NI_CODE_FIRST, 1, 1), (minus(L, "Q"), 1, 1)),
+    ((NI_I_SECOND, 1, 1), ("I", 1, 1)),
+    ((minus(L, "Q"), 1, 1), ("Z", 1, 1)),
+)
 FR_L = minus(L, "IOU")
 NL_L = minus(L, "AEIOUCQ")
 ES_L = minus(L, "AEIOUQ")
@@ -94,12 +100,11 @@ FORMATS: tuple[PlateFormat, ...] = (
     ), "AB12CDE"),
     PlateFormat("gb_prefix", "GB", (((GB_YEAR, 1, 1), (NZ, 1, 1), (D, 0, 2), (GB_LETTERS, 3, 3)),), "A123BCD"),
     PlateFormat("gb_suffix", "GB", (((GB_LETTERS, 3, 3), (NZ, 1, 1), (D, 0, 2), (GB_YEAR, 1, 1)),), "ABC123D"),
-    PlateFormat("gb_ni", "GB", (
-        ((minus(L, "Q"), 1, 1), ("I", 1, 1), (minus(L, "Q"), 1, 1), (NZ, 1, 1), (D, 0, 3)),
-        ((minus(L, "Q"), 1, 1), (minus(L, "Q"), 1, 1), ("Z", 1, 1), (NZ, 1, 1), (D, 0, 3)),
-        (("I", 1, 1), (minus(L, "Q"), 1, 1), (NZ, 1, 1), (D, 0, 3)),
-        ((minus(L, "Q"), 1, 1), ("Z", 1, 1), (NZ, 1, 1), (D, 0, 3)),
-    ), "ABZ1234"),
+    # An optional serial letter, the code, the number ('ABZ 1234', 'IA 1'); or, as issued 1958-1966,
+    # the number first ('1234 IA').
+    PlateFormat("gb_ni", "GB", tuple(
+        ((minus(L, "Q"), 0, 1), *code, (NZ, 1, 1), (D, 0, 3)) for code in _NI_CODES
+    ) + tuple(((NZ, 1, 1), (D, 0, 3), *code) for code in _NI_CODES), "ABZ1234"),
     # Dateless marks of Great Britain: I and Z were Ireland's (they are Northern Ireland's above).
     PlateFormat("gb_dateless", "GB", (
         ((NZ, 1, 1), (D, 0, 3), (minus(L, "IQZ"), 1, 3)),

@@ -104,3 +104,9 @@ def test_lattice_from_text_keeps_its_characters_at_any_confidence(conf):
 def test_lattice_from_text_refuses_a_confidence_count_that_does_not_match():
     with pytest.raises(ValueError, match="7 characters"):
         Lattice.from_text("AB12CDE", [0.9])
+
+
+def test_belfast_plate_on_a_uk_camera_is_a_uk_plate():
+    # 'AXI 1234': serial A, Belfast code XI. Not a Czechoslovak-era 'AXI 1234' from abroad.
+    d = decode(lattice("AXI1234", 0.95), ("GB",))[0]
+    assert (d.text, d.country, d.format_name) == ("AXI1234", "GB", "gb_ni")

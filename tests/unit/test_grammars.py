@@ -78,6 +78,14 @@ def test_gb_northern_ireland_accepted(text):
     assert fmt_name(text) == "gb_ni"
 
 
+# Codes with I second: JI (Tyrone), OI and XI (Belfast), UI (Londonderry city). From 1958 the codes
+# also ran reversed, number first ('1 IA' ... '9999 SZ'), before the 'AXX 1234' series of 1966.
+@pytest.mark.parametrize("text", ["XI1234", "OI1", "JI99", "UI123", "AXI1234", "BOI12", "CJI1", "DUI9999",
+                                  "1IA", "1234IA", "99BZ", "9999SZ", "123XI"])
+def test_gb_northern_ireland_codes_with_i_second_and_reversed_marks(text):
+    assert fmt_name(text) == "gb_ni"
+
+
 @pytest.mark.parametrize("text", ["ABZ0123", "ABZ12345", "QBZ1234", "AQZ1234"])
 def test_gb_northern_ireland_refuses_bad_marks(text):
     assert fmt_name(text) != "gb_ni"
