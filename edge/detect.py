@@ -215,6 +215,14 @@ def _scaled_calibration(calibration: Any, frame_w: int, frame_h: int) -> tuple[l
 # --------------------------------------------------------------------------- the detector
 
 
+def _sidecar_int(model: OnnxModel, section: dict, key: str, default: int, low: int = 1) -> int:
+    """An integer field of the model's sidecar: a ModelError names the file, field and value when it is not one."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ModelError(f"{model.path.with_suffix('.json')}: {key} must be an integer >= {low}, got {value!r}")
+    return value
+
+
 class OnnxPlateDetector:
     """The project's ONNX detector with ROI cropping, tiling, decoding and NMS."""
 
@@ -225,9 +233,9 @@ class OnnxPlateDetector:
         self.calibration = calibration
         side = model.sidecar
         inp = side.get("input", {})
-        self.input_hw = (int(inp.get("height", DEFAULT_INPUT_HW[0])), int(inp.get("width", DEFAULT_INPUT_HW[1])))
-        self.pad = int(inp.get("pad_value", DEFAULT_PAD))
-        self.stride = int(side.get("stride", 4))
+        self.input_hw = (_sidecar_int(model, inp, "height", DEFAULT_INPUT_HW[0]), _sidecar_int(model, inp, "width", DEFAULT_INPUT_HW[1]))
+        self.pad = _sidecar_int(model, inp, "pad_value", DEFAULT_PAD, low=0)
+        self.stride = _sidecar_int(model, side, "stride", 4)
         self.name = f"onnx:{model.name}-{model.version}"
         self.models = {model.path.name: model.sha256}
         self._plans: dict[tuple[int, int], tuple[list[Window], list | None, tuple[float, float] | None]] = {}

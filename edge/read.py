@@ -89,7 +89,9 @@ class OnnxReader:
     def __init__(self, model: OnnxModel, countries: Sequence[str] = ("GB",), max_alternatives: int = 3):
         self.model = model
         shape = model.sidecar.get("input", {}).get("shape", [1, 32, 128])
-        self.height, self.width = int(shape[-2]), int(shape[-1])
+        if not isinstance(shape, list) or len(shape) < 2 or not all(type(v) is int and v > 0 for v in shape[-2:]):
+            raise ModelError(f"{model.path.with_suffix('.json')}: input.shape must end in [height, width] (positive integers), got {shape!r}")
+        self.height, self.width = shape[-2], shape[-1]
         alphabet = model.sidecar.get("alphabet", ALPHABET)
         if alphabet != ALPHABET:
             raise ModelError(f"{model.path.with_suffix('.json')}: alphabet {alphabet!r} is not the decoder's {ALPHABET!r}")

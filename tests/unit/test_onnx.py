@@ -57,3 +57,30 @@ def test_a_sidecar_that_is_not_a_json_object_is_a_model_error(tmp_path, sidecar)
     path.with_suffix(".json").write_bytes(sidecar)
     with pytest.raises(ModelError, match=r"detector\.json"):
         load_model(path)
+
+
+def _set(path: list[str], value):
+    def edit(side: dict) -> dict:
+        node = side
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return side
+
+    return edit
+
+
+@needs_models
+@pytest.mark.parametrize("field, value", [(["input", "height"], "big"), (["stride"], None), (["input", "pad_value"], [1])])
+def test_a_detector_sidecar_field_of_the_wrong_type_is_a_model_error_naming_it(tmp_path, field, value):
+    path = _copy("detector", tmp_path, _set(field, value))
+    with pytest.raises(ModelError, match=rf"detector\.json.*{field[-1]}"):
+        load_detector(CameraConfig().with_overrides(detector={"model": str(path)}))
+
+
+@needs_models
+@pytest.mark.parametrize("value", [[128], "32x128", None])
+def test_a_reader_sidecar_input_shape_of_the_wrong_form_is_a_model_error_naming_it(tmp_path, value):
+    path = _copy("reader", tmp_path, _set(["input", "shape"], value))
+    with pytest.raises(ModelError, match=r"reader\.json.*shape"):
+        load_reader(CameraConfig().with_overrides(reader={"model": str(path)}))
