@@ -137,7 +137,8 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("it", "IT", (((IT_L, 2, 2), (D, 3, 3), (IT_L, 2, 2)),), "AB123CD"),
     # District (2-3 letters), then a digit and 3-4 letters or digits (e.g. WA 12345, KR 1234A, KRA 12AB).
     PlateFormat("pl", "PL", _PL_VARIANTS, "WA12345", max_len=8),
-    PlateFormat("ie", "IE", (((D, 2, 3), (L, 1, 2), (NZ, 1, 1), (D, 0, 5)),), "191D12345"),
+    # Year (2 digits; since 2013 followed by 1 or 2 for the half-year), county (1-2 letters), number.
+    PlateFormat("ie", "IE", (((D, 2, 2), ("12", 0, 1), (L, 1, 2), (NZ, 1, 1), (D, 0, 5)),), "191D12345"),
     PlateFormat("be", "BE", (((NZ, 1, 1), (L, 3, 3), (D, 3, 3)),), "1ABC123"),
     PlateFormat("no", "NO", (((minus(L, "GIMOQW"), 2, 2), (NZ, 1, 1), (D, 3, 4)),), "AB12345"),
     # --- Beyond Europe (the reader is trained on them so that it generalises) ---

@@ -155,6 +155,17 @@ def test_pl_refuses_three_or_more_letters_after_the_district(text):
     assert country_of(text, "PL") != "PL"
 
 
+@pytest.mark.parametrize("text", ["131D1", "132D12345", "251KK123", "87D1", "12MH12345"])
+def test_ie_accepts_two_digit_years_and_three_digit_half_years(text):
+    assert fmt_name(text, "IE") == "ie"
+
+
+@pytest.mark.parametrize("text", ["133D1", "130D1", "139KK123", "123GB1"])
+def test_ie_refuses_a_third_year_digit_other_than_the_half_year(text):
+    # Since 2013 the year is followed by 1 (January-June) or 2 (July-December), nothing else.
+    assert country_of(text, "IE") != "IE"
+
+
 def test_countries_named_in_lower_case_are_preferred():
     assert formats_for(["gb"])[0] == (FORMATS[0], True)
     assert match_format("AB12CDE", ("gb",)).name == "gb_current"
