@@ -104,12 +104,18 @@ class OnnxReader:
         """The model's raw output (N, T, 37) for readable crops (for evaluation and debugging)."""
         return self.model.run(batch_input(list(crops), self.height, self.width))[0]
 
+    def _decode(self, probs: np.ndarray) -> list[Decoded]:
+        # NaN or inf (a broken or badly quantised model) decodes to confident nonsense: nothing legible.
+        if not np.isfinite(probs).all():
+            return []
+        return decode(best_path(probs), self.countries, self.max_alternatives)
+
     def _weak(self, decoded: list[Decoded]) -> bool:
         return not decoded or decoded[0].plate_format is None or decoded[0].confidence < WEAK_CONFIDENCE
 
     def _keep_better(self, results: list[list[Decoded]], k: int, probs: np.ndarray) -> None:
         """Replace reading k by the decoding of `probs` if that fits a format and is more confident."""
-        d = decode(best_path(probs), self.countries, self.max_alternatives)
+        d = self._decode(probs)
         before = results[k][0].confidence if results[k] else 0.0
         if d and d[0].plate_format is not None and d[0].confidence > before:
             results[k] = d
@@ -121,7 +127,7 @@ class OnnxReader:
             return out
         x = batch_input([crops[i] for i in idx], self.height, self.width)
         probs = self.model.run(x)[0]
-        results = [decode(best_path(p), self.countries, self.max_alternatives) for p in probs]
+        results = [self._decode(p) for p in probs]
         # Weak readings get second looks that only hard crops pay for; a second look's reading is
         # kept only when it fits a format and is more confident, so noise never wins.
         # 1. Light characters on a dark plate: plates that may be dark are read negated.

@@ -266,3 +266,23 @@ def test_crop_plate_cuts_the_box_when_the_corners_are_not_a_plate_shape(corners)
     det = Detection(Box(60, 60, 180, 50), 0.9, corners=tuple((float(x), float(y)) for x, y in corners))
     crop = crop_plate(img, det, margin=0.0)
     np.testing.assert_array_equal(crop, img[60:110, 60:240])
+
+
+class _BrokenModel(_ScriptedModel):
+    """Reads 'AB12CDE' everywhere, but one frame of the output is NaN or inf (a broken or badly quantised model)."""
+
+    def __init__(self, bad: float):
+        super().__init__(*[["AB12CDE"]] * 3)
+        self.bad = bad
+
+    def run(self, x):
+        self.runs.append(["AB12CDE"] * len(x))
+        probs = super().run(x)[0]
+        probs[:, 3, 2] = self.bad
+        return [probs]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_reader_output_that_is_not_finite_reads_nothing(bad):
+    crop = random_plate(np.random.default_rng(5), "GB", text="AB12CDE", colour="white", height_px=40).image
+    assert OnnxReader(_BrokenModel(bad), ("GB",)).read([crop]) == [None]
