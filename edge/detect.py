@@ -136,6 +136,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_candida
 
 def decode(heat: np.ndarray, reg: np.ndarray, threshold: float, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heat (H, W) and reg (12, H, W) -> boxes (N, 4) x,y,w,h, scores (N,), corners (N, 4, 2), model-input pixels."""
+    # A NaN or inf cell (a broken or badly quantised model) is no plate, and must not hide its neighbours.
+    heat = np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
     peaks = (heat >= threshold) & (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8)))
     ii, jj = np.nonzero(peaks)
     scores = heat[ii, jj].astype(np.float32)

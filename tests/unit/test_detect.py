@@ -280,3 +280,14 @@ def test_a_wide_strip_of_small_plates_is_still_capped_at_max_tiles():
 def test_plate_widths_that_cannot_plan_tiles_are_refused_naming_them(widths):
     with pytest.raises(ValueError, match=r"plate_width_px"):
         plan_windows(1920, 1080, INPUT_HW, None, widths)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_heat_map_cell_that_is_not_finite_is_no_plate_and_hides_none(bad):
+    heat = np.zeros((96, 160), np.float32)
+    reg = np.zeros((12, 96, 160), np.float32)
+    heat[40, 50] = 0.9  # a real plate
+    heat[40, 51] = bad  # beside it, what a broken or badly quantised model may give
+    heat[10, 100] = bad  # and alone
+    boxes, scores, _ = decode(heat, reg, 0.3, 4)
+    assert scores.tolist() == pytest.approx([0.9])
