@@ -74,6 +74,8 @@ def bgr8(image: np.ndarray) -> np.ndarray:
     Grey and BGRA images are converted, 16-bit ones scaled by 1/256 as cv2.imread does (so the
     API sees what `edge read` sees); other pixel types have no agreed range and are refused.
     """
+    if image.ndim < 2 or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:

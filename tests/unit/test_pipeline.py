@@ -65,3 +65,9 @@ def test_an_image_of_floats_is_refused_with_its_type():
     pipeline = ImagePipeline(OnnxPlateDetector(PeakModel(), 0.4, 0.45), _ShapeReader())
     with pytest.raises(ValueError, match="float32"):
         pipeline.process(_bgr_frame().astype(np.float32) / 255)
+
+
+def test_an_empty_image_is_refused_with_its_size():
+    pipeline = ImagePipeline(OnnxPlateDetector(PeakModel(), 0.4, 0.45), _ShapeReader())
+    with pytest.raises(ValueError, match=r"empty: shape \(480, 0, 3\)"):
+        pipeline.process(np.zeros((480, 0, 3), np.uint8))
