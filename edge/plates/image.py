@@ -58,8 +58,10 @@ def plate_input(crop: np.ndarray, height: int, width: int, cut: float | None = N
 
     `cut`: for a two-line crop, where to split the lines (a fraction of the height) instead of
     at the brightest band between them."""
-    if crop.ndim == 3:
+    if crop.ndim == 3 and crop.shape[2] > 1:
         grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    elif crop.ndim == 3:  # grey with a channel axis (H, W, 1)
+        grey = crop[..., 0]
     else:
         grey = crop
     if grey.shape[0] < 2 or grey.shape[1] < 2:
@@ -82,7 +84,7 @@ def plate_colour(crop: np.ndarray) -> PlateColour:
 
     Grey (infrared) crops carry no colour: they are UNKNOWN rather than guessed.
     """
-    if crop.ndim != 3 or crop.shape[0] < 2 or crop.shape[1] < 2:
+    if crop.ndim != 3 or crop.shape[2] < 3 or crop.shape[0] < 2 or crop.shape[1] < 2:
         return PlateColour.UNKNOWN
     crop = crop[..., :3]  # BGRA: the alpha says nothing of the colour
     if crop.dtype == np.uint16:  # the HSV conversion below takes 8-bit (or float) pixels only

@@ -286,3 +286,10 @@ class _BrokenModel(_ScriptedModel):
 def test_a_reader_output_that_is_not_finite_reads_nothing(bad):
     crop = random_plate(np.random.default_rng(5), "GB", text="AB12CDE", colour="white", height_px=40).image
     assert OnnxReader(_BrokenModel(bad), ("GB",)).read([crop]) == [None]
+
+
+def test_a_grey_crop_with_a_channel_axis_reads_like_a_grey_crop():
+    plate = random_plate(np.random.default_rng(6), "GB", text="AB12CDE", colour="white", height_px=40).image
+    grey = cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_array_equal(plate_input(grey[..., None], 32, 128), plate_input(grey, 32, 128))
+    assert plate_colour(grey[..., None]) is PlateColour.UNKNOWN
