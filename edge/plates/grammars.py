@@ -68,12 +68,15 @@ NZ = "123456789"  # a number never starts with 0 on a UK plate
 GB_TAG = minus(L, "IQZ")  # memory tags never use I, Q or Z
 GB_LETTERS = minus(L, "IQ")  # the random letters never use I or Q
 GB_YEAR = minus(L, "IOQUZ")  # prefix and suffix year letters
-NI_CODE_FIRST = "I"  # Northern Ireland codes: 'I?' or '?Z', and the four below
+# Northern Ireland's codes: IA, IB, IG, IJ, IL, IW; JI, OI, UI, XI; AZ-YZ. The other I and Z codes
+# (IK Dublin, ZA-ZZ, ...) were the Republic of Ireland's.
+NI_CODE_FIRST = "I"
+NI_AFTER_I = "ABGJLW"
 NI_I_SECOND = "JOUX"  # JI (Tyrone), OI and XI (Belfast), UI (Londonderry)
 _NI_CODES: tuple[tuple[Group, Group], ...] = (
-    ((NI_CODE_FIRST, 1, 1), (minus(L, "Q"), 1, 1)),
+    ((NI_CODE_FIRST, 1, 1), (NI_AFTER_I, 1, 1)),
     ((NI_I_SECOND, 1, 1), ("I", 1, 1)),
-    ((minus(L, "Q"), 1, 1), ("Z", 1, 1)),
+    ((minus(L, "IQZ"), 1, 1), ("Z", 1, 1)),
 )
 FR_L = minus(L, "IOU")
 NL_L = minus(L, "AEIOUCQ")

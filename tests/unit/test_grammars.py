@@ -86,6 +86,17 @@ def test_gb_northern_ireland_codes_with_i_second_and_reversed_marks(text):
     assert fmt_name(text) == "gb_ni"
 
 
+@pytest.mark.parametrize("text", ["IA1", "IB12", "IG123", "IJ1234", "IL1", "IW1", "AZ1", "VZ1", "YZ1", "AIG1", "BVZ12"])
+def test_gb_northern_ireland_accepts_each_kind_of_code(text):
+    assert fmt_name(text) == "gb_ni"
+
+
+# Codes never Northern Ireland's: IK (Dublin), IN, IT (Republic of Ireland), ZA-ZZ (Irish Free State).
+@pytest.mark.parametrize("text", ["IK1234", "IN12", "AIT1", "ZZ1", "IZ12", "AZZ1234", "1234IK"])
+def test_gb_northern_ireland_refuses_codes_of_the_republic(text):
+    assert fmt_name(text) != "gb_ni"
+
+
 @pytest.mark.parametrize("text", ["ABZ0123", "ABZ12345", "QBZ1234", "AQZ1234"])
 def test_gb_northern_ireland_refuses_bad_marks(text):
     assert fmt_name(text) != "gb_ni"
