@@ -135,9 +135,6 @@ FORMATS: tuple[PlateFormat, ...] = (
         ((NL_L, 1, 1), (D, 3, 3), (NL_L, 2, 2)),  # 10: X-999-XX
         ((NL_L, 3, 3), (D, 2, 2), (NL_L, 1, 1)),  # 11: XXX-99-X
         ((D, 1, 1), (NL_L, 2, 2), (D, 3, 3)),  # 13: 9-XX-999
-        # No sidecode: models/train/render.py still draws this shape and its test wants every
-        # drawn text legal. Remove it together with the renderer's "LL99L9".
-        ((NL_L, 2, 2), (D, 2, 2), (NL_L, 1, 1), (D, 1, 1)),
     ), "GB12KL"),
     PlateFormat("es", "ES", (((D, 4, 4), (ES_L, 3, 3)),), "1234BCD"),
     PlateFormat("it", "IT", (((IT_L, 2, 2), (D, 3, 3), (IT_L, 2, 2)),), "AB123CD"),

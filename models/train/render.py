@@ -198,7 +198,7 @@ def _fr(rng):
 
 
 def _nl(rng):
-    shapes = ("LL99LL", "99LLL9", "9LLL99", "LL999L", "L999LL", "LLL99L", "99LL99", "LL99L9" )
+    shapes = ("LL99LL", "99LLL9", "9LLL99", "LL999L", "L999LL", "LLL99L", "99LL99", "9LL999")  # RDW sidecodes 4, 7-11, 3, 13
     shape = shapes[int(rng.integers(len(shapes)))]
     text = "".join(_pick(rng, NL_LETTERS if s == "L" else DIGITS, 1) for s in shape)
     return _split_runs(text)

@@ -31,7 +31,6 @@ def test_nl_refuses_groupings_no_sidecode_has(text):
     assert country_of(text, "NL") != "NL"
 
 
-@pytest.mark.xfail(strict=True, reason="XX-99-X-9 kept in the grammar while models/train/render.py draws it")
 def test_nl_refuses_the_four_group_shape_no_sidecode_has():
     assert country_of("GB12K3", "NL") != "NL"
 
