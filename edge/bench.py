@@ -33,7 +33,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
-import cv2
 import numpy as np
 
 from edge.errors import ConfigError
@@ -395,12 +394,14 @@ def select_images(folder: Path, split: str = "all", limit: int | None = None) ->
 
 def decode(path: Path) -> tuple[np.ndarray | None, float]:
     """The image and the milliseconds cv2.imdecode took on the file's bytes (reading the file is not counted)."""
+    from edge.capture import decode_image
+
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
+        data = Path(path).read_bytes()
     except OSError:  # no read permission, gone since the listing, ...: that image's error, not the run's
         return None, 0.0
     t0 = time.perf_counter()
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # imdecode raises on no bytes
+    image = decode_image(data)
     return image, (time.perf_counter() - t0) * 1e3
 
 

@@ -56,15 +56,27 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
-def decode_image(data: bytes) -> np.ndarray | None:
-    """BGR image from encoded bytes; None when they are not a readable image."""
-    if not data:
+def decode_image(data: bytes, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """BGR (or, with `flags`, grey or unchanged) image from encoded bytes; None when they are not a readable image."""
+    if not data:  # imdecode raises on no bytes
         return None
     try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:  # e.g. a corrupt header claiming more pixels than OpenCV allows: it raises, not returns None
         return None
     return img if img is not None and img.size else None
+
+
+def load_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """An image file decoded, or None when it cannot be read or decoded (for tools that skip such files).
+
+    Decodes the file's bytes: cv2.imread crashes (OpenCV 5) on file names that are not UTF-8.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError:  # no read permission, gone since the listing, ...
+        return None
+    return decode_image(data, flags)
 
 
 def read_image(path: Path) -> np.ndarray:

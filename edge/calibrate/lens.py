@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge.calibrate.file import Calibration
+from edge.capture import load_image
 from edge.errors import ConfigError
 from edge.labels import list_images
 
@@ -55,18 +56,6 @@ class LensFit:
             "distortion": self.distortion,
             "skipped": list(self.skipped),
         }
-
-
-def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """The decoded image, or None when the file cannot be read or decoded.
-
-    Decodes the file's bytes: cv2.imread crashes (OpenCV 5) on file names that are not UTF-8.
-    """
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
-        return None
-    return cv2.imdecode(data, flags) if data.size else None  # imdecode raises on no bytes
 
 
 def board_points(cols: int, rows: int, square_mm: float) -> np.ndarray:
@@ -115,7 +104,7 @@ def calibrate_lens(images: list[Path], cols: int, rows: int, square_mm: float, d
     obj_points, img_points, used, skipped = [], [], [], []
     size: tuple[int, int] | None = None
     for path in images:
-        gray = read_image(path, cv2.IMREAD_GRAYSCALE)
+        gray = load_image(path, cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise ConfigError(f"{path}: not a readable image")
         this_size = (gray.shape[1], gray.shape[0])

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edge.calibrate.file import Calibration, Lane, load_or_empty, provenance, save_calibration
-from edge.calibrate.lens import read_image
+from edge.capture import load_image
 from edge.errors import ConfigError, EdgeError, ModelError
 
 log = logging.getLogger("edge.calibrate")
@@ -181,7 +181,7 @@ def run_lens(args: argparse.Namespace) -> int:
 def run_scene(args: argparse.Namespace) -> int:
     from edge.calibrate import scene
 
-    frame = read_image(args.frame)
+    frame = load_image(args.frame)
     if frame is None:
         raise ConfigError(f"--frame {args.frame}: not a readable image")
     size = (frame.shape[1], frame.shape[0])
@@ -246,7 +246,7 @@ def _widths_from_labels(folders: list[Path]) -> tuple[list[tuple[float, int]], t
             boxes = [p.box for p in item.plates if p.box is not None]
             if not boxes:
                 continue
-            img = read_image(item.path, cv2.IMREAD_UNCHANGED)
+            img = load_image(item.path, cv2.IMREAD_UNCHANGED)
             if img is None:
                 raise ConfigError(f"{item.path}: not a readable image")
             h, w = img.shape[:2]
@@ -270,7 +270,7 @@ def _widths_from_detector(folders: list[Path], config: Path | None) -> tuple[lis
         if not folder.is_dir():
             raise ConfigError(f"--frames {folder}: not a folder")
         for path in list_images(folder):
-            img = read_image(path)
+            img = load_image(path)
             if img is None:
                 raise ConfigError(f"{path}: not a readable image")
             size = size or (img.shape[1], img.shape[0])
@@ -327,7 +327,7 @@ def run_confidence(args: argparse.Namespace) -> int:
     correct: dict[str, list[float]] = {"train": [], "test": []}
     unread = 0
     for item in load_labelled_folder(args.labels):
-        image = read_image(item.path)
+        image = load_image(item.path)
         if image is None:
             raise ConfigError(f"{item.path}: not a readable image")
         plates = [p for p in item.plates if p.plate]

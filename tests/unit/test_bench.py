@@ -353,13 +353,13 @@ def test_a_sequence_file_with_no_frame_rate_is_a_config_error(tmp_path: Path) ->
 def test_an_image_that_cannot_be_opened_is_an_error_of_that_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A file without read permission (copied from a camera as another user); faked, as tests may run as root.
     make_folder(tmp_path / "case", CASE)
-    real_fromfile = np.fromfile
+    real_read_bytes = Path.read_bytes
 
-    def fromfile(path: str, *args: object, **kwargs: object) -> np.ndarray:
-        if Path(path).name == "b.png":
-            raise PermissionError(13, "Permission denied", path)
-        return real_fromfile(path, *args, **kwargs)
+    def read_bytes(path: Path) -> bytes:
+        if path.name == "b.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_bytes(path)
 
-    monkeypatch.setattr(np, "fromfile", fromfile)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
     res = run_bench(tmp_path / "case", StubPipeline(ANSWERS))
     assert [im.error is not None for im in res.images] == [False, True, False, False]
