@@ -131,8 +131,8 @@ class OnnxReader:
         # Weak readings get second looks that only hard crops pay for; a second look's reading is
         # kept only when it fits a format and is more confident, so noise never wins.
         # 1. Light characters on a dark plate: plates that may be dark are read negated.
-        dark = _may_be_dark(x)
-        weak = [k for k, d in enumerate(results) if self._weak(d) and dark[k]]
+        weak = [k for k, d in enumerate(results) if self._weak(d)]
+        weak = [k for k, dark in zip(weak, _may_be_dark(x[weak])) if dark] if weak else []
         if weak:
             for k, p in zip(weak, self.model.run(-x[weak])[0]):
                 self._keep_better(results, k, p)
