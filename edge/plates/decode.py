@@ -140,12 +140,18 @@ def _templates_by_length(countries: tuple[str, ...]) -> dict[int, _Table]:
     return table
 
 
-def _matching(table: _Table, text: str) -> np.ndarray:
-    """Indices of the templates `text` fits as it is or with look-alike swaps."""
+def _matching(table: _Table, text: str) -> list[int]:
+    """Indices of the templates `text` fits as it is or with look-alike swaps, one per distinct fit."""
     idx = np.array([_INDEX[c] for c in text])
     pos = np.arange(len(text))
-    ok = table.allowed[:, pos, idx] | table.allowed[:, pos, _SWAP_INDEX[idx]]
-    return np.flatnonzero(ok.all(axis=1))
+    as_is = table.allowed[:, pos, idx]
+    fits = np.flatnonzero((as_is | table.allowed[:, pos, _SWAP_INDEX[idx]]).all(axis=1))
+    # Templates that keep and swap the same positions give the same text and score: the first
+    # (preferred countries come first in a table) is the one a full scan would keep.
+    first: dict[bytes, int] = {}
+    for k in fits.tolist():
+        first.setdefault(as_is[k].tobytes(), k)
+    return list(first.values())
 
 
 def _fit(text: str, probs: list[list[float]], template: tuple[str, ...]) -> tuple[str, list[float], float, int] | None:
@@ -199,12 +205,14 @@ def _candidates(lattice: Lattice) -> list[tuple[str, np.ndarray, float]]:
 def decode(lattice: Lattice, countries: tuple[str, ...] = ("GB",), max_alternatives: int = 3) -> list[Decoded]:
     """Readings of a lattice, best first: the reading and up to `max_alternatives` alternatives."""
     table = _templates_by_length(tuple(c.upper() for c in countries))
-    results: dict[str, Decoded] = {}
+    # text -> (score, character confidences, format, swaps): only the best way to each text is kept,
+    # and only the readings returned are made into Decoded objects.
+    results: dict[str, tuple[float, tuple[float, ...], PlateFormat | None, int]] = {}
 
-    def keep(d: Decoded) -> None:
-        old = results.get(d.text)
-        if old is None or d.score > old.score:
-            results[d.text] = d
+    def keep(text: str, score: float, confs: tuple[float, ...], fmt: PlateFormat | None, swaps: int) -> None:
+        old = results.get(text)
+        if old is None or score > old[0]:
+            results[text] = (score, confs, fmt, swaps)
 
     rows: dict[int, list[list[float]]] = {}  # candidates share the lattice or a slice of it: convert each once
     for text, probs, extra in _candidates(lattice):
@@ -214,7 +222,7 @@ def decode(lattice: Lattice, countries: tuple[str, ...] = ("GB",), max_alternati
         plist = rows[key]
         base = [plist[i][_INDEX[c]] for i, c in enumerate(text)]
         raw = sum(math.log(max(p, _P_FLOOR)) for p in base)
-        keep(Decoded(text, tuple(base), raw + extra - NO_FORMAT_COST, None, 0))
+        keep(text, raw + extra - NO_FORMAT_COST, tuple(base), None, 0)
         group = table.get(len(text))
         if group is None:
             continue
@@ -224,9 +232,9 @@ def decode(lattice: Lattice, countries: tuple[str, ...] = ("GB",), max_alternati
             if fitted is None:
                 continue
             new_text, confs, score, swaps = fitted
-            keep(Decoded(new_text, tuple(confs), score + extra - (0.0 if preferred else FOREIGN_COST), fmt, swaps))
-    ranked = sorted(results.values(), key=lambda d: d.score, reverse=True)
-    return ranked[: 1 + max_alternatives]
+            keep(new_text, score + extra - (0.0 if preferred else FOREIGN_COST), tuple(confs), fmt, swaps)
+    ranked = sorted(results.items(), key=lambda kv: kv[1][0], reverse=True)[: 1 + max_alternatives]
+    return [Decoded(text, confs, score, fmt, swaps) for text, (score, confs, fmt, swaps) in ranked]
 
 
 def match_format(text: str, countries: tuple[str, ...] = ()) -> PlateFormat | None:

@@ -293,3 +293,19 @@ def test_a_grey_crop_with_a_channel_axis_reads_like_a_grey_crop():
     grey = cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY)
     np.testing.assert_array_equal(plate_input(grey[..., None], 32, 128), plate_input(grey, 32, 128))
     assert plate_colour(grey[..., None]) is PlateColour.UNKNOWN
+
+
+def test_stretch_of_8_bit_pixels_is_numpys_percentile_stretch_bit_for_bit():
+    # The reader was trained on np.percentile's stretch; the histogram shortcut must not move a pixel.
+    from edge.plates.image import _stretch
+
+    rng = np.random.default_rng(3)
+    cases = [rng.integers(0, 256, (32, 128)), rng.integers(90, 140, (17, 61)), np.full((5, 9), 77)]
+    cases += [np.where(rng.random((32, 128)) < 0.02, 255, 10), rng.integers(0, 256, (1, 1))]
+    for grey in cases:
+        grey = grey.astype(np.uint8)
+        lo, hi = np.percentile(grey, (2, 98))
+        expected = np.clip((grey.astype(np.float32) - float(lo)) * (2.0 / max(float(hi - lo), 16.0)) - 1.0, -1.0, 1.0)
+        got = _stretch(grey)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)
