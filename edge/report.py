@@ -282,3 +282,46 @@ def miss_thumbnail(image: np.ndarray, p: PlateOutcome, im: ImageOutcome) -> np.n
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+AMBER, GREY = (0, 160, 240), (150, 150, 150)  # BGR
+WEAK = 0.5  # readings below this confidence are drawn in amber: worth a person's look
+
+
+def draw_plates(image: np.ndarray, plates: Sequence[dict[str, Any]], illegible: Sequence[Sequence[int]] = (),
+                crop: bool = False) -> np.ndarray:
+    """A copy of `image` (8-bit BGR) with plates drawn, as `edge read --json` reports them.
+
+    Each plate read: its corners (or box) and "TEXT 0.97" above it, green, or amber when the
+    confidence is below WEAK; plates found but illegible: grey boxes. A crop (`crop`) gets its
+    readings on a white strip underneath instead, since the box is the whole image."""
+    from edge.detect import bgr8
+
+    view = bgr8(image).copy()
+    h, w = view.shape[:2]
+    scale = max(0.4, min(1.5, max(h, w) / 1600))  # labels readable on a 320 px crop and a 4K frame alike
+    thick = max(1, round(2 * scale))
+    if crop:
+        strip = np.full((int(28 * scale) * max(1, len(plates)) + 8, w, 3), 255, np.uint8)
+        for k, p in enumerate(plates):
+            colour = GREEN if p["confidence"] >= WEAK else AMBER
+            cv2.putText(strip, f"{p['text']} {p['confidence']:.2f}", (4, int(28 * scale) * (k + 1)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, colour, thick, cv2.LINE_AA)
+        return np.vstack([view, strip])
+    for box in illegible:
+        x, y, bw, bh = (int(v) for v in box)
+        cv2.rectangle(view, (x, y), (x + bw, y + bh), GREY, thick)
+    for p in plates:
+        colour = GREEN if p["confidence"] >= WEAK else AMBER
+        x, y, bw, bh = (int(v) for v in p["box"])
+        if p.get("corners"):
+            cv2.polylines(view, [np.round(np.array(p["corners"])).astype(np.int32)], True, colour, thick, cv2.LINE_AA)
+        else:
+            cv2.rectangle(view, (x, y), (x + bw, y + bh), colour, thick)
+        label = f"{p['text']} {p['confidence']:.2f}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, thick)
+        ty = y - 6 if y - th - base - 6 >= 0 else min(h - base, y + bh + th + 6)  # above the plate, else below
+        tx = min(max(0, x), max(0, w - tw))
+        cv2.rectangle(view, (tx, ty - th - base // 2 - 2), (tx + tw, ty + base), colour, -1)
+        cv2.putText(view, label, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return view

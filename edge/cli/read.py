@@ -8,6 +8,7 @@ plate crop. With --json, stdout holds one JSON object per image and nothing else
      "box": [x, y, w, h], ...}], "ms": 12.3}
 
 An unreadable image gives {"image": ..., "error": "..."} and exit status 1; the run goes on.
+With --annotate DIR, each image is also written to DIR with every plate found drawn on it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from edge.bench import decode
 from edge.config import load_camera_config
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 from edge.labels import IMAGE_SUFFIXES, list_images
 from edge.types import PlateReading
 
@@ -42,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=["onnx", "tesseract"], help="override [reader] backend")
     p.add_argument("--model", type=Path, help="override [reader] model (e.g. reader_int8.onnx)")
     p.add_argument("--countries", help="override [reader] countries, comma-separated (e.g. GB,IE)")
+    p.add_argument("--annotate", type=Path, metavar="DIR",
+                   help="also write each image to DIR with its plates drawn: box or corners, reading and confidence")
     p.set_defaults(func=run)
 
 
@@ -58,7 +61,7 @@ def _expand(paths: list[str]) -> list[Path]:
     return out
 
 
-def _plate_json(reading: PlateReading, box: list[int], score: float | None) -> dict[str, Any]:
+def _plate_json(reading: PlateReading, box: list[int], score: float | None, corners: Any = None) -> dict[str, Any]:
     d: dict[str, Any] = {
         "text": reading.text,
         "confidence": round(reading.confidence, 4),
@@ -72,6 +75,8 @@ def _plate_json(reading: PlateReading, box: list[int], score: float | None) -> d
     }
     if score is not None:
         d["detection_score"] = round(score, 4)
+    if corners is not None:  # the plate's quadrilateral (TL, TR, BR, BL) in image pixels
+        d["corners"] = [[round(float(x), 1), round(float(y), 1)] for x, y in corners]
     return d
 
 
@@ -98,30 +103,67 @@ class _Engine:
         # come from anywhere, so a camera's region of interest and lens do not apply to them).
         self.pipeline = None if args.crops else ImagePipeline(load_detector(cfg), self.reader)
 
-    def plates(self, image: np.ndarray) -> list[dict[str, Any]]:
+    def plates(self, image: np.ndarray) -> tuple[list[dict[str, Any]], list[list[int]]]:
+        """The plates read (as JSON objects, most confident first) and the boxes of plates found but illegible."""
         h, w = image.shape[:2]
         if self.pipeline is None:
             readings = self.reader.read([image])
-            found = [(r, [0, 0, w, h], None) for r in readings if r is not None]
+            found = [(r, [0, 0, w, h], None, None) for r in readings if r is not None]
+            illegible = []
         else:
             results = self.pipeline.process(image)
-            found = [(r.reading, r.detection.box.as_list(), r.detection.score) for r in results if r.reading is not None]
-        plates = [_plate_json(r, box, score) for r, box, score in found]
+            found = [(r.reading, r.detection.box.as_list(), r.detection.score, r.detection.corners) for r in results if r.reading is not None]
+            illegible = [r.detection.box.as_list() for r in results if r.reading is None]
+        plates = [_plate_json(*f) for f in found]
         plates.sort(key=lambda p: p["confidence"], reverse=True)
-        return plates
+        return plates, illegible
 
 
-def _read_one(engine: _Engine, path: Path) -> dict[str, Any]:
+def _read_one(engine: _Engine, path: Path, annotate: _Annotator | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     # Decoded from the file's bytes as bench does: cv2.imread crashes the process on a name that is not UTF-8.
     image = decode(path)[0] if path.is_file() else None
     if image is None:
         why = "no such file" if not path.exists() else "not a readable image"
         return {"image": str(path), "error": f"{path}: {why}"}
-    plates = engine.plates(image)
+    plates, illegible = engine.plates(image)
     ms = (time.perf_counter() - start) * 1000
+    if annotate is not None:
+        annotate.write(path, image, plates, illegible, crop=engine.pipeline is None)
     return {"image": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]), "plates": plates,
             "ms": round(ms, 2)}
+
+
+class _Annotator:
+    """Writes each image to a folder with its plates drawn (see edge.report.draw_plates), one file per image."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.used: set[str] = set()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"--annotate {folder}: cannot create the folder: {err.strerror or err}") from None
+
+    def write(self, source: Path, image: np.ndarray, plates: list[dict[str, Any]], illegible: list[list[int]], crop: bool) -> None:
+        import cv2
+
+        from edge.report import draw_plates
+
+        name = f"{source.stem}.jpg"
+        n = 1
+        while name in self.used:  # a.png and a.jpg, or the same name in two folders
+            n += 1
+            name = f"{source.stem}_{n}.jpg"
+        self.used.add(name)
+        ok, data = cv2.imencode(".jpg", draw_plates(image, plates, illegible, crop=crop), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        out = self.folder / name
+        try:
+            if not ok:
+                raise OSError(f"JPEG encoding of {source} failed")
+            out.write_bytes(data.tobytes())
+        except OSError as err:  # a full disk or a read-only folder: stop, naming the file
+            raise EdgeError(f"--annotate: cannot write {out}: {err.strerror or err}") from None
 
 
 def _human(result: dict[str, Any]) -> str:
@@ -145,13 +187,14 @@ def _printable(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     paths = _expand(args.paths)
     engine = _Engine(args)
+    annotate = _Annotator(args.annotate) if args.annotate else None
     show_progress = sys.stderr.isatty()
     failed = 0
     for n, path in enumerate(paths, start=1):
         if show_progress:
             bar = f"[{n}/{len(paths)}] {path.name[:60]:60}"
             print("\r" + bar, end="", file=sys.stderr, flush=True)
-        result = _read_one(engine, path)
+        result = _read_one(engine, path, annotate)
         failed += "error" in result
         if show_progress:  # erased before the result: on a terminal stdout and stderr share its line
             print("\r" + " " * len(bar) + "\r", end="", file=sys.stderr, flush=True)

@@ -87,3 +87,46 @@ def test_the_progress_line_does_not_garble_results_on_a_terminal(tmp_path: Path)
         cv2.imwrite(str(tmp_path / name), np.full((40, 120, 3), 200, np.uint8))
     shown = _on_a_terminal("read", "--crops", str(tmp_path))
     assert [line.split(":")[0] for line in shown] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")], shown
+
+
+@needs_model
+def test_annotate_writes_each_image_with_its_plates_drawn(tmp_path: Path) -> None:
+    frame = ROOT / "sample_frames" / "singles" / "single_000_day_front.jpg"  # one UK plate, read by the committed models
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / frame.name).write_bytes(frame.read_bytes())  # same file name in a second folder
+    out = tmp_path / "annotated"
+    proc = _edge("read", "--json", "--annotate", str(out), str(frame), str(other))
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    result = json.loads(proc.stdout.decode().splitlines()[0])
+    plate = result["plates"][0]
+    assert len(plate["corners"]) == 4
+    assert sorted(p.name for p in out.iterdir()) == ["single_000_day_front.jpg", "single_000_day_front_2.jpg"]
+    original = cv2.imread(str(frame))
+    drawn = cv2.imread(str(out / "single_000_day_front.jpg"))
+    assert drawn.shape == original.shape
+    changed = np.abs(drawn.astype(int) - original.astype(int)).max(axis=2) > 60
+    x, y, w, h = plate["box"]
+    assert changed[max(0, y - 80) : y + h + 10, max(0, x - 10) : x + w + 10].mean() > 0.05  # outline and label
+    assert changed[: max(0, y - 120)].mean() < 0.001  # and nothing far from the plate
+
+
+@needs_model
+def test_annotate_puts_a_crops_reading_underneath_it(tmp_path: Path) -> None:
+    from models.train.render import random_plate
+
+    crop = random_plate(np.random.default_rng(1), "GB", text="AB12CDE", colour="white", height_px=60).image
+    cv2.imwrite(str(tmp_path / "crop.png"), crop)
+    proc = _edge("read", "--crops", "--annotate", str(tmp_path / "out"), str(tmp_path / "crop.png"))
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    drawn = cv2.imread(str(tmp_path / "out" / "crop.jpg"))
+    assert drawn.shape[1] == crop.shape[1] and drawn.shape[0] > crop.shape[0]
+
+
+@needs_model
+def test_annotate_into_a_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    proc = _edge("read", "--annotate", str(blocker), str(ROOT / "sample_frames" / "singles" / "single_000_day_front.jpg"))
+    assert proc.returncode == 2
+    assert str(blocker) in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
