@@ -92,6 +92,7 @@ class ImageOutcome:
     false_positives: tuple[FalsePositive, ...]
     timings_ms: dict[str, float]  # decode, detect, read, ..., track, total
     error: str | None = None
+    blank: bool = False  # one pixel value everywhere (a dropped video frame): its labels cannot be found
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ImageOutcome:
@@ -99,7 +100,7 @@ class ImageOutcome:
             image=d["image"], width=d["width"], height=d["height"],
             plates=tuple(PlateOutcome(**p) for p in d["plates"]),
             false_positives=tuple(FalsePositive(**f) for f in d["false_positives"]),
-            timings_ms=d["timings_ms"], error=d.get("error"),
+            timings_ms=d["timings_ms"], error=d.get("error"), blank=d.get("blank", False),
         )
 
 
@@ -231,6 +232,7 @@ def accuracy(images: Sequence[ImageOutcome], fold: dict[str, str] | None = None)
     fold = fold or {}
     plates = [p for im in images for p in im.plates]
     boxed = [p for p in plates if p.box is not None]
+    visible = [p for im in images if not im.blank for p in im.plates if p.box is not None]
     texted = [p for p in plates if p.truth]
     n_fp = sum(len(im.false_positives) for im in images)
     n_det = sum(1 for p in boxed if p.detected) + n_fp
@@ -251,6 +253,10 @@ def accuracy(images: Sequence[ImageOutcome], fold: dict[str, str] | None = None)
         # No boxes (a folder of crops): detection was not measured, which is not the same as 0.
         "det_recall": _ratio(sum(1 for p in boxed if p.detected), len(boxed)) if boxed else None,
         "det_precision": _ratio(sum(1 for p in boxed if p.detected), n_det) if boxed else None,
+        # Labelled plates on blank images (a dropped frame, one value everywhere) no engine can find:
+        # recall without them says what the detector missed among plates that were there to see.
+        "blank_images": sum(1 for im in images if im.blank),
+        "det_recall_visible": _ratio(sum(1 for p in visible if p.detected), len(visible)) if visible else None,
         "false_pos_per_image": _ratio(n_fp, len(images)),
         "read_exact": _ratio(sum(1 for p in texted if exact(p)), len(texted)),
         "read_exact_detected": _ratio(sum(1 for p in detected_texted if exact(p)), len(detected_texted)),
@@ -533,7 +539,8 @@ def run_bench(
             else:
                 plates, false_pos = match_unlocated(im.plates, *match_image(im.plates, results), fold)
             h, w = image.shape[:2]
-            outcomes.append(ImageOutcome(str(im.path), w, h, tuple(plates), tuple(false_pos), timings))
+            blank = bool(image.min() == image.max())  # after timing: not part of the engine's cost
+            outcomes.append(ImageOutcome(str(im.path), w, h, tuple(plates), tuple(false_pos), timings, blank=blank))
         wall_s += time.perf_counter() - wall0
         if progress is not None:
             progress((rep + 1) * len(images), len(images) * max(1, repeat))
@@ -581,6 +588,8 @@ def format_table(results: Sequence[BenchResult]) -> str:
     rows = [
         ("images", "images", "{:d}"), ("plates", "plates", "{:d}"),
         ("detection recall", "det_recall", "{:.1%}"), ("detection precision", "det_precision", "{:.1%}"),
+        ("blank images (labels unfindable)", "blank_images", "{:d}"),
+        ("detection recall, blank images left out", "det_recall_visible", "{:.1%}"),
         ("false positives / image", "false_pos_per_image", "{:.3f}"),
         ("exact plate", "read_exact", "{:.1%}"), ("exact plate, detected", "read_exact_detected", "{:.1%}"),
         ("character accuracy", "char_acc", "{:.1%}"),

@@ -47,6 +47,7 @@ class Tally:
     images: int = 0
     plates: int = 0
     found: int = 0
+    blank_plates: int = 0  # labelled plates on blank images (one pixel value everywhere): unfindable
     false_pos: int = 0
     read_total: int = 0
     read_exact: int = 0
@@ -58,6 +59,8 @@ class Tally:
             "images": self.images,
             "plates": self.plates,
             "recall": round(self.found / self.plates, 4) if self.plates else None,
+            "blank_plates": self.blank_plates,
+            "recall_visible": round(self.found / (self.plates - self.blank_plates), 4) if self.plates > self.blank_plates else None,
             "fp_per_image": round(self.false_pos / self.images, 3) if self.images else None,
             "false_pos": self.false_pos,
             "read_exact": round(self.read_exact / self.read_total, 4) if self.read_total else None,
@@ -106,6 +109,7 @@ def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ..
             matched_g, matched_d = match(gt, [d.box for d in dets])
             tally.images += 1
             tally.plates += len(gt)
+            tally.blank_plates += len(gt) if image.min() == image.max() else 0
             tally.found += len(matched_g)
             tally.false_pos += len(dets) - len(matched_d)
             tally.misses += [f"{item.path.name}:{[round(v) for v in (b.x, b.y, b.w, b.h)]}" for i, b in enumerate(gt) if i not in matched_g]
@@ -119,7 +123,7 @@ def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ..
             fp_sheet.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(fp_sheet / f"{folder}_fp.jpg"), _sheet(fp_crops))
         results[folder] = tally.row()
-        for k in ("images", "plates", "found", "false_pos", "read_total", "read_exact", "read_exact_gt_box"):
+        for k in ("images", "plates", "found", "blank_plates", "false_pos", "read_total", "read_exact", "read_exact_gt_box"):
             setattr(total, k, getattr(total, k) + getattr(tally, k))
     results["all"] = {k: v for k, v in total.row().items() if k != "missed"}
     return results

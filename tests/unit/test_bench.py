@@ -363,3 +363,17 @@ def test_an_image_that_cannot_be_opened_is_an_error_of_that_image(tmp_path: Path
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     res = run_bench(tmp_path / "case", StubPipeline(ANSWERS))
     assert [im.error is not None for im in res.images] == [False, True, False, False]
+
+
+def test_labels_on_blank_images_are_counted_apart(tmp_path: Path) -> None:
+    # A dropped video frame (one value everywhere) keeps its interpolated labels in some datasets:
+    # no engine can find those plates, and an integrator should see how many there were.
+    make_folder(tmp_path / "case", CASE)
+    for name, fill, _, _ in CASE[:3]:  # a, b and c get a little content; d stays blank
+        img = np.full((120, 160, 3), fill, np.uint8)
+        img[60:70, 60:70] = 255
+        cv2.imwrite(str(tmp_path / "case" / name), img)
+    s = run_bench(tmp_path / "case", StubPipeline(ANSWERS)).summary
+    assert s["blank_images"] == 1
+    assert s["det_recall"] == 0.75  # a, b and d found, c missed
+    assert s["det_recall_visible"] == pytest.approx(2 / 3, abs=1e-4)  # d's label left out
