@@ -309,3 +309,15 @@ def test_stretch_of_8_bit_pixels_is_numpys_percentile_stretch_bit_for_bit():
         got = _stretch(grey)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("colour, runs", [("yellow", [1]), ("white", [1, 1])])
+def test_a_weak_yellow_plate_is_not_read_negated(monkeypatch, colour, runs):
+    # Yellow faces are light: the negated pass is for light characters on a dark face.
+    import edge.read
+
+    monkeypatch.setattr(edge.read, "_may_be_dark", lambda x: np.ones(len(x), bool))
+    plate = random_plate(np.random.default_rng(8), "GB", text="AB12CDE", colour=colour, height_px=40).image
+    model = _ScriptedModel([""], [""])  # nothing legible either way: a weak reading
+    OnnxReader(model, ("GB",)).read([plate])
+    assert model.batches == runs
