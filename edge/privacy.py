@@ -26,6 +26,7 @@ import logging
 import os
 import stat
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -107,7 +108,17 @@ class Pseudonymiser:
         return hmac.new(self.key, b"edge-anpr pseudonym key id", hashlib.sha256).hexdigest()[:16]
 
     def pseudonym(self, plate: str) -> str:
-        return hmac.new(self.key, normalise_plate(plate).encode("ascii"), hashlib.sha256).hexdigest()
+        return hmac.new(self.key, normalise_plate(plate).encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def read_id(self, full_read_id: str, feed: str) -> str:
+        """The read's id on this feed: a UUIDv5 in a namespace derived from the secret key.
+
+        Stable across retries (same read, same key), but without the key nobody can compute it
+        from the full feed's read id, so the two records cannot be joined by id. (The unkeyed
+        `feed_read_id` can be recomputed by anyone who knows the feed's name.)
+        """
+        namespace = uuid.UUID(bytes=hmac.new(self.key, b"edge-anpr read id namespace", hashlib.sha256).digest()[:16])
+        return str(uuid.uuid5(namespace, f"{full_read_id}|{feed}"))
 
 
 # --- hotlists -------------------------------------------------------------------------------
@@ -209,10 +220,12 @@ class FeedRouter:
     def _record_for(self, feed: FeedConfig, base: dict[str, Any]) -> dict[str, Any] | None:
         record = dict(base)
         record["feed"], record["feed_kind"] = feed.name, feed.kind.value
+        if feed.kind is FeedKind.PSEUDONYMISED:
+            p = self._pseudonymisers[feed.name]
+            record["read_id"] = p.read_id(base["read_id"], feed.name)
+            return _pseudonymise(record, p)
         if feed.name != FULL_FEED:
             record["read_id"] = feed_read_id(base["read_id"], feed.name)
-        if feed.kind is FeedKind.PSEUDONYMISED:
-            return _pseudonymise(record, self._pseudonymisers[feed.name])
         if feed.kind is FeedKind.HITS_ONLY:
             hotlist = self._hotlists[feed.name]
             if base.get("plate", "") not in hotlist:
@@ -290,7 +303,9 @@ def _feed_text(cfg: CameraConfig, feed: FeedConfig, n: int) -> list[str]:
             "the key, without the plate text.",
             "   Removed: the plate text, the alternative readings, the per-character confidences (they give the plate's "
             "length) and all images (a patch shows the plate; an overview can show this and other plates), whatever "
-            "the feed's 'imagery' setting says. The read id differs from the full feed's, so records cannot be joined by id.",
+            "the feed's 'imagery' setting says. The read id is derived from the full feed's with the secret key, so "
+            "the two cannot be joined by id; but the times and the plate's position are the same in both, so whoever "
+            "receives this feed and a feed with plates can still link a record to its plate.",
             "   Whoever holds the key can test whether a given plate passed: the key is personal data to protect.",
         ]
     hot = cfg.resolve(feed.hotlist_file)

@@ -194,3 +194,16 @@ def test_privacy_report_says_what_leaves_in_plain_english(setup, capsys):
     assert main(["privacy-report", "--config", str(toml)]) == 0
     out = capsys.readouterr().out
     assert "camera 'cam-7'" in out and "No images leave this camera" in out and "older than 12 hours" in out
+
+
+def test_pseudonymised_read_id_cannot_be_computed_from_the_full_feeds_id(setup, tmp_path):
+    """The unkeyed derivation (uuid5 of the full read id and the feed's name) let anyone join the two records."""
+    from edge.record import feed_read_id
+
+    cfg, router, signer, _, reads = setup
+    full, counts = (json.loads(item.record) for item in router.route(reads[0])[:2])
+    assert counts["feed"] == "counts"
+    assert counts["read_id"] != feed_read_id(full["read_id"], "counts")
+    assert json.loads(router.route(reads[0])[1].record)["read_id"] == counts["read_id"]  # stable across retries
+    _secret(tmp_path / "hmac.key", b"z" * 32)
+    assert json.loads(FeedRouter(cfg, signer).route(reads[0])[1].record)["read_id"] != counts["read_id"]
