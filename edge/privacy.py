@@ -25,7 +25,9 @@ import hmac
 import logging
 import os
 import stat
+import re
 import threading
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +47,20 @@ log = logging.getLogger(__name__)
 
 FULL_FEED = "reads"
 MIN_HMAC_KEY_BYTES = 16
+# What a hotlist entry may be once normalised: the plate text of a read (A-Z, 0-9), and no
+# longer than any plate the grammars know (Irish "191-D-12345" is 9). Anything else can never match.
+HOTLIST_ENTRY = re.compile(r"[A-Z0-9]{1,10}")
 
 
 def normalise_plate(text: str) -> str:
-    """Hotlist and HMAC form of a plate: upper case, letters and digits only ("ab12 cde" -> "AB12CDE")."""
-    return "".join(ch for ch in text.upper() if ch.isalnum())
+    """Hotlist and HMAC form of a plate: upper case, letters and digits only ("ab12 cde" -> "AB12CDE").
+
+    NFKC first, so full-width or compatibility forms pasted from a word processor
+    ("ＡＢ１２ ＣＤＥ") become the plain letters they look like. Letters of other alphabets
+    that merely look alike (Cyrillic "А") are kept, so they never match a plate by accident;
+    `Hotlist` reports them.
+    """
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).upper() if ch.isalnum())
 
 
 def camera_dir(cfg: CameraConfig, spool_dir: Path | None = None) -> Path:
@@ -125,33 +136,53 @@ class Pseudonymiser:
 
 
 class Hotlist:
-    """Plates of interest, one per line ('#' starts a comment); re-read when the file changes."""
+    """Plates of interest, one per line ('#' starts a comment); re-read when the file changes.
+
+    Lines that cannot be a plate (other alphabets' look-alike letters, a spreadsheet's extra
+    columns run together) would silently never match: they are skipped and reported by line
+    number. Error messages and logs never quote a line, as it holds a plate of interest.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._plates: frozenset[str] = frozenset()
         self.sha256 = ""
+        self.bad_lines: tuple[int, ...] = ()
         self.refresh()
 
     def refresh(self) -> None:
         try:
             st = self.path.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
+            # The inode and ctime too: a list replaced by rename (the safe way to update it) may
+            # keep the old size and, copied with its times (cp -p, rsync -t), the old mtime.
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
             if stamp == self._stamp:
                 return
             data = self.path.read_bytes()
         except OSError as err:
             raise ConfigError(f"{self.path}: cannot read hotlist: {err.strerror}") from None
-        plates = set()
-        for line in data.decode("utf-8", errors="replace").splitlines():
+        plates, bad = set(), []
+        for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
             plate = normalise_plate(line.split("#", 1)[0])
-            if plate:
+            if not plate:
+                continue
+            if HOTLIST_ENTRY.fullmatch(plate):
                 plates.add(plate)
+            else:
+                bad.append(n)
         with self._lock:
-            self._plates, self._stamp, self.sha256 = frozenset(plates), stamp, sha256_hex(data)
+            self._plates, self._stamp, self.sha256, self.bad_lines = frozenset(plates), stamp, sha256_hex(data), tuple(bad)
         log.info("hotlist %s: %d plates", self.path, len(plates))
+        if bad:
+            log.error(
+                "hotlist %s: %s not a plate (letters A-Z and digits only, at most 10; a look-alike letter of "
+                "another alphabet never matches) and skipped: %s",
+                self.path, "line is" if len(bad) == 1 else f"{len(bad)} lines are", _line_numbers(bad),
+            )
+        if not plates:
+            log.warning("hotlist %s holds no plates: its hits-only feed will send nothing", self.path)
 
     def __contains__(self, plate: str) -> bool:
         try:
@@ -162,6 +193,11 @@ class Hotlist:
 
     def __len__(self) -> int:
         return len(self._plates)
+
+
+def _line_numbers(lines: list[int], most: int = 10) -> str:
+    shown = ", ".join(map(str, lines[:most]))
+    return shown + (f" and {len(lines) - most} more" if len(lines) > most else "")
 
 
 # --- feeds ----------------------------------------------------------------------------------
@@ -310,7 +346,10 @@ def _feed_text(cfg: CameraConfig, feed: FeedConfig, n: int) -> list[str]:
         ]
     hot = cfg.resolve(feed.hotlist_file)
     try:
-        count = f"{len(Hotlist(hot))} plates now"
+        hotlist = Hotlist(hot)
+        count = f"{len(hotlist)} plates now"
+        if hotlist.bad_lines:
+            count += f"; lines {_line_numbers(list(hotlist.bad_lines))} are not plates and are ignored"
     except ConfigError as err:
         count = f"NOT READABLE NOW: {err}"
     return [

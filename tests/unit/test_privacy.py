@@ -207,3 +207,34 @@ def test_pseudonymised_read_id_cannot_be_computed_from_the_full_feeds_id(setup, 
     assert json.loads(router.route(reads[0])[1].record)["read_id"] == counts["read_id"]  # stable across retries
     _secret(tmp_path / "hmac.key", b"z" * 32)
     assert json.loads(FeedRouter(cfg, signer).route(reads[0])[1].record)["read_id"] != counts["read_id"]
+
+
+def test_hotlist_lines_that_can_never_match_are_named_by_line_without_their_text(tmp_path, caplog):
+    """Full-width forms match; Cyrillic look-alikes and CSV columns silently never matched before."""
+    path = tmp_path / "hot.txt"
+    path.write_text("ＡＢ１２ ＣＤＥ\nАВ12СDE  # Cyrillic А, В and С\n\nXY70ZZT,stolen 2026-11-01\nLM05 NOP\n", encoding="utf-8")
+    hot = Hotlist(path)
+    assert "AB12CDE" in hot and "LM05NOP" in hot and len(hot) == 2
+    assert hot.bad_lines == (2, 4)
+    assert "hot.txt: 2 lines are not a plate" in caplog.text and "skipped: 2, 4" in caplog.text
+    assert "XY70" not in caplog.text and "В12" not in caplog.text  # a plate of interest never goes to the log
+    cfg = F.config(tmp_path, feeds=[{"name": "hits", "kind": "hits_only", "hotlist_file": "hot.txt"}])
+    assert "2 plates now; lines 2, 4 are not plates and are ignored" in privacy_report(cfg)
+
+
+def test_an_empty_hotlist_is_reported(tmp_path, caplog):
+    path = tmp_path / "hot.txt"
+    path.write_text("# nothing yet\n")
+    assert len(Hotlist(path)) == 0
+    assert "hot.txt holds no plates" in caplog.text
+
+
+def test_a_hotlist_replaced_by_rename_with_the_same_size_and_times_is_reloaded(tmp_path):
+    path, new = tmp_path / "hot.txt", tmp_path / "hot.txt.new"
+    path.write_text("AB12CDE\n")
+    hot = Hotlist(path)
+    st = path.stat()
+    new.write_text("XY70ZZT\n")  # same size
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))  # as `cp -p` or `rsync -t` leave it
+    os.replace(new, path)
+    assert "XY70ZZT" in hot and "AB12CDE" not in hot
