@@ -79,6 +79,8 @@ def _summary_table(results: Sequence[BenchResult]) -> str:
     rows = [
         ("images", "images", str), ("labelled plates", "plates", str),
         ("detection recall (IoU 0.5)", "det_recall", _pct), ("detection precision", "det_precision", _pct),
+        ("blank images (their labels cannot be found)", "blank_images", str),
+        ("detection recall, blank images left out", "det_recall_visible", _pct),
         ("false positives per image", "false_pos_per_image", lambda x: f"{x:.3f}"),
         ("exact plate (end to end)", "read_exact", _pct), ("exact plate, detected plates", "read_exact_detected", _pct),
         ("character accuracy", "char_acc", _pct),
