@@ -19,6 +19,7 @@ the log can be kept (and shown to an auditor) without becoming a second store of
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import logging
@@ -55,21 +56,36 @@ def _entry_hash(entry: dict[str, Any]) -> str:
 
 def _last_line(path: Path) -> bytes | None:
     """The last non-empty line of a file, read from its end (the log may be large)."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        end = f.tell()
-        block, data = 4096, b""
-        pos = end
-        while pos > 0:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            data = f.read(step) + data
-            lines = data.rstrip(b"\n").split(b"\n")
-            if len(lines) > 1 or pos == 0:
-                last = lines[-1].strip()
-                return last or None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _last_line_of(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _last_line_of(fd: int, end: int) -> bytes | None:
+    block, data = 4096, b""
+    pos = end
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        data = os.pread(fd, step, pos) + data
+        lines = data.rstrip(b"\n").split(b"\n")
+        if len(lines) > 1 or pos == 0:
+            last = lines[-1].strip()
+            return last or None
     return None
+
+
+def _chain_end(line: bytes | None) -> tuple[int, str]:
+    """(seq, hash) of the entry on a log's last line; ValueError when it is not an entry."""
+    if line is None:
+        return 0, GENESIS
+    try:
+        entry = json.loads(line)
+        return int(entry["seq"]), str(entry["hash"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("last line is not a valid entry") from None
 
 
 class AuditLog:
@@ -78,18 +94,19 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._seq, self._prev = 0, GENESIS
-        if self.path.exists() and self.path.stat().st_size > 0:
-            last = _last_line(self.path)
-            try:
-                entry = json.loads(last or b"")
-                self._seq, self._prev = int(entry["seq"]), str(entry["hash"])
-            except (ValueError, KeyError, TypeError):
-                raise ConfigError(
-                    f"{self.path}: last line of the audit log is not a valid entry; "
-                    f"run `edge audit verify {self.path}` and keep the file as evidence before starting a new log"
-                ) from None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._end = self.path.stat().st_size if self.path.exists() else 0
+            last = _last_line(self.path) if self._end else None
+        except OSError as err:
+            raise ConfigError(f"{self.path}: cannot open audit log: {err.strerror}") from None
+        try:
+            self._seq, self._prev = _chain_end(last)
+        except ValueError:
+            raise ConfigError(
+                f"{self.path}: last line of the audit log is not a valid entry; "
+                f"run `edge audit verify {self.path}` and keep the file as evidence before starting a new log"
+            ) from None
 
     def append(self, event: str, **fields: Any) -> None:
         """Add one entry and flush it to disk before returning."""
@@ -97,29 +114,46 @@ class AuditLog:
         if clash:
             raise ValueError(f"audit fields {sorted(clash)} are reserved")
         with self._lock:
-            entry: dict[str, Any] = {"seq": self._seq + 1, "ts": iso_ms(utc_now()), "event": event, **fields, "prev": self._prev}
-            entry["hash"] = _entry_hash(entry)
-            line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
             try:
-                self._write(line.encode("utf-8"))
+                # O_APPEND: every write lands at the end even if the file was opened elsewhere too.
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
             except OSError as err:
                 raise AuditWriteError(f"audit log {self.path}: cannot write: {err.strerror}") from None
-            self._seq, self._prev = entry["seq"], entry["hash"]
-
-    def _write(self, data: bytes) -> None:
-        # O_APPEND: every write lands at the end even if the file was opened elsewhere too.
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        try:
-            end = os.fstat(fd).st_size
             try:
-                if os.write(fd, data) != len(data):  # a disk that fills mid-line writes part of it
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                os.fsync(fd)
-            except OSError:
-                os.ftruncate(fd, end)  # no half line: it would break the chain for every later entry
-                raise
-        finally:
-            os.close(fd)
+                # Another process may write this log too (a second `edge run` for the camera, a tool):
+                # hold the file lock from reading the chain's end to writing, so the chain never forks.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                end = os.fstat(fd).st_size
+                seq, prev = self._seq, self._prev
+                if end != self._end:  # someone else appended since our last entry: continue from theirs
+                    try:
+                        seq, prev = _chain_end(_last_line_of(fd, end))
+                    except ValueError:
+                        raise AuditWriteError(
+                            f"audit log {self.path}: another writer left a last line that is not an entry; "
+                            f"run `edge audit verify {self.path}`"
+                        ) from None
+                entry: dict[str, Any] = {"seq": seq + 1, "ts": iso_ms(utc_now()), "event": event, **fields, "prev": prev}
+                entry["hash"] = _entry_hash(entry)
+                line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+                data = line.encode("utf-8")
+                try:
+                    self._write(fd, end, data)
+                except OSError as err:
+                    raise AuditWriteError(f"audit log {self.path}: cannot write: {err.strerror}") from None
+                self._seq, self._prev, self._end = entry["seq"], entry["hash"], end + len(data)
+            finally:
+                os.close(fd)  # releases the lock
+
+    @staticmethod
+    def _write(fd: int, end: int, data: bytes) -> None:
+        try:
+            if os.write(fd, data) != len(data):  # a disk that fills mid-line writes part of it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, end)  # no half line: it would break the chain for every later entry
+            raise
 
     def head(self) -> tuple[int, str]:
         """(sequence number, hash) of the newest entry: publish it off the unit to anchor the chain."""

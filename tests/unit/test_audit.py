@@ -153,3 +153,43 @@ def test_a_change_back_to_an_earlier_config_is_recorded_and_an_unchanged_restart
     assert log.note_config("a" * 64, "cam.toml") is True  # back to the first one: still a change
     last = json.loads(_lines(log.path)[-1])
     assert last["event"] == "config_changed" and last["previous_sha256"] == "b" * 64
+
+
+def test_two_writers_on_one_log_keep_one_chain(tmp_path):
+    """Each AuditLog kept the chain's end in memory: a second writer (another `edge run` for the
+    camera, a tool) forked the chain and the log no longer verified."""
+    path = tmp_path / "audit.log"
+    a, b = AuditLog(path), AuditLog(path)
+    a.append("x", n=1)
+    b.append("x", n=2)
+    a.append("x", n=3)
+    assert verify_audit_log(path) == []
+    assert [json.loads(line)["seq"] for line in _lines(path)] == [1, 2, 3]
+    assert a.head() == (3, json.loads(_lines(path)[-1])["hash"])
+
+
+def _append_many(path, n):
+    log = AuditLog(path)
+    for i in range(n):
+        log.append("read_published", read_id=f"id-{i}", feed="reads")
+
+
+def test_concurrent_processes_appending_keep_one_chain(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "audit.log"
+    AuditLog(path).append("config_loaded", config_sha256="a" * 64)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_append_many, args=(path, 40)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert verify_audit_log(path) == [] and len(_lines(path)) == 121
+
+
+def test_an_audit_log_that_cannot_be_opened_is_named(tmp_path):
+    (tmp_path / "audit.log").mkdir()
+    with pytest.raises(ConfigError, match=r"audit\.log: cannot open audit log"):
+        AuditLog(tmp_path / "audit.log")
