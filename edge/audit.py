@@ -46,6 +46,9 @@ READ_PUBLISHED = "read_published"
 RETENTION_PURGE = "retention_purge"
 CONFIG_LOADED = "config_loaded"
 CONFIG_CHANGED = "config_changed"
+KEYS_LOADED = "keys_loaded"  # key ids (never key material) in use at start
+KEYS_CHANGED = "keys_changed"
+HOTLIST_LOADED = "hotlist_loaded"  # a hotlist (re)loaded: its file name, content hash and size, never its plates
 
 
 def _entry_hash(entry: dict[str, Any]) -> str:
@@ -186,6 +189,20 @@ class AuditLog:
             self.append(CONFIG_CHANGED, config_sha256=config_sha256, previous_sha256=previous, source=source)
             return True
         self.append(CONFIG_LOADED, config_sha256=config_sha256, source=source)
+        return False
+
+    def note_keys(self, keys: dict[str, str]) -> bool:
+        """Record the ids of the keys a camera starts with (signing, pseudonyms); `keys_changed` when they differ.
+
+        Returns True when a key changed since the last start: a rotated pseudonym key starts a
+        new pseudonym period, and a new signing key must reach the back office's trusted keys.
+        """
+        last = self.last_entry(KEYS_LOADED, KEYS_CHANGED)
+        previous = last.get("keys") if last else None
+        if previous is not None and previous != keys:
+            self.append(KEYS_CHANGED, keys=keys, previous=previous)
+            return True
+        self.append(KEYS_LOADED, keys=keys)
         return False
 
     @staticmethod

@@ -31,9 +31,9 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from edge.audit import READ_PUBLISHED, RETENTION_PURGE, AuditLog
+from edge.audit import HOTLIST_LOADED, READ_PUBLISHED, RETENTION_PURGE, AuditLog
 from edge.config import CameraConfig, FeedConfig, FeedKind, ImageryLevel
 from edge.errors import ConfigError
 from edge.record import feed_read_id, sha256_hex, to_json_line
@@ -143,8 +143,11 @@ class Hotlist:
     number. Error messages and logs never quote a line, as it holds a plate of interest.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_load: Callable[[Hotlist], None] | None = None) -> None:
+        """`on_load` is called with each version of the list before it is used (to audit it); if it
+        raises, that version is not used and the next lookup tries again."""
         self.path = Path(path)
+        self.on_load = on_load
         self._lock = threading.Lock()
         self._stamp: tuple[int, ...] | None = None
         self._plates: frozenset[str] = frozenset()
@@ -173,7 +176,14 @@ class Hotlist:
             else:
                 bad.append(n)
         with self._lock:
+            old = (self._plates, self._stamp, self.sha256, self.bad_lines)
             self._plates, self._stamp, self.sha256, self.bad_lines = frozenset(plates), stamp, sha256_hex(data), tuple(bad)
+            if self.on_load is not None:
+                try:
+                    self.on_load(self)
+                except Exception:
+                    self._plates, self._stamp, self.sha256, self.bad_lines = old
+                    raise
         log.info("hotlist %s: %d plates", self.path, len(plates))
         if bad:
             log.error(
@@ -231,7 +241,22 @@ class FeedRouter:
                 if feed.imagery and cfg.imagery.level is not ImageryLevel.NONE:
                     log.info("feed %r is pseudonymised: it carries no imagery (images can show plates)", feed.name)
             elif feed.kind is FeedKind.HITS_ONLY:
-                self._hotlists[feed.name] = Hotlist(cfg.resolve(feed.hotlist_file))
+                self._hotlists[feed.name] = Hotlist(cfg.resolve(feed.hotlist_file), self._hotlist_auditor(feed.name))
+        if audit is not None:
+            keys = {"signing": signer.key_id, **{f"pseudonym:{name}": p.key_id for name, p in self._pseudonymisers.items()}}
+            if audit.note_keys(keys):
+                log.warning("a signing or pseudonym key changed since the last start; recorded in %s", audit.path)
+
+    def _hotlist_auditor(self, feed: str) -> Callable[[Hotlist], None] | None:
+        if self.audit is None:
+            return None
+        audit = self.audit
+
+        def record(hotlist: Hotlist) -> None:
+            audit.append(HOTLIST_LOADED, feed=feed, file=hotlist.path.name, sha256=hotlist.sha256,
+                         plates=len(hotlist), bad_lines=len(hotlist.bad_lines))
+
+        return record
 
     def route(self, read: Read) -> list[OutboundRead]:
         """One OutboundRead per feed that should carry this read (none for a hits-only feed without a hit)."""
