@@ -91,15 +91,29 @@ def read_image(path: Path) -> np.ndarray:
     return img
 
 
+def _natural_key(path: Path) -> tuple[list[str | int], str]:
+    """Sort key that puts frame_9.jpg before frame_10.jpg (recorders and `ffmpeg -i frame_%d.jpg` do not pad)."""
+    # re.split with a group alternates text and digits, so equal positions always hold the same type.
+    parts: list[str | int] = [int(t) if i % 2 else t for i, t in enumerate(re.split(r"(\d+)", path.name))]
+    return parts, path.name
+
+
 class FolderSource:
-    """Images of a folder in name order. Timestamps: file times, or a fixed rate from the first file's time."""
+    """Images of a folder in name order (numbers by value), or in file-time order when file times are the timestamps.
+
+    Timestamps: file times, or a fixed rate from the first file's time.
+    """
 
     live = False
 
     def __init__(self, folder: Path, cfg: CaptureSection) -> None:
         if not folder.is_dir():
             raise SourceError(f"{folder}: not a folder")
-        self.paths = list_images(folder)
+        self.paths = sorted(list_images(folder), key=_natural_key)
+        if cfg.use_file_times:
+            # Frames in name order with times out of order would make the tracker take each step back
+            # for a clock step and split the passes: when file times are the timestamps, they set the order.
+            self.paths.sort(key=lambda p: _mtime(p) or datetime.min.replace(tzinfo=timezone.utc))
         if not self.paths:
             raise SourceError(f"{folder}: no images in folder (looked for .jpg, .jpeg, .png, .bmp, .webp, .tif)")
         self.name = str(folder)

@@ -278,3 +278,24 @@ def test_a_stalled_live_source_says_what_time_it_is_so_passes_can_end(monkeypatc
     assert len(got) == 2, "the source blocked with no frame: passes seen before the stall would never end"
     first, tick = got
     assert isinstance(tick, datetime) and tick >= first.timestamp
+
+
+def test_unpadded_frame_numbers_are_taken_in_numeric_order(tmp_path):
+    """`ffmpeg -i clip.mp4 frame_%d.jpg` does not pad: frame_10 came before frame_2 and passes were scrambled."""
+    img = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    for i in range(1, 13):
+        (tmp_path / f"frame_{i}.jpg").write_bytes(img)
+    names = [Path(f.source).name for f in open_source(str(tmp_path), CaptureSection()).frames()]
+    assert names == [f"frame_{i}.jpg" for i in range(1, 13)]
+
+
+def test_with_file_times_frames_come_in_time_order_so_time_never_steps_back(tmp_path):
+    import os
+
+    img = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    for name, t in (("a.jpg", 1_700_000_002), ("b.jpg", 1_700_000_003), ("c.jpg", 1_700_000_001)):
+        (tmp_path / name).write_bytes(img)
+        os.utime(tmp_path / name, (t, t))
+    frames = list(open_source(str(tmp_path), CaptureSection(use_file_times=True)).frames())
+    assert [Path(f.source).name for f in frames] == ["c.jpg", "a.jpg", "b.jpg"]
+    assert all(a.timestamp < b.timestamp for a, b in zip(frames, frames[1:]))
