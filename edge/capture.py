@@ -138,6 +138,9 @@ class FolderSource:
                 ts = _mtime(path) or ts
             self.stats.frames += 1
             yield Frame(image, ts, seq, str(path))
+        if not self.stats.frames and not self._closed:
+            # Otherwise `edge run --once` would end "done: 0 frames" with status 0, as if the folder held no plates.
+            raise SourceError(f"{self.name}: none of its {len(self.paths)} image(s) could be read (see the warnings above)")
 
     def close(self) -> None:
         self._closed = True

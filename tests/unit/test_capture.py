@@ -299,3 +299,12 @@ def test_with_file_times_frames_come_in_time_order_so_time_never_steps_back(tmp_
     frames = list(open_source(str(tmp_path), CaptureSection(use_file_times=True)).frames())
     assert [Path(f.source).name for f in frames] == ["c.jpg", "a.jpg", "b.jpg"]
     assert all(a.timestamp < b.timestamp for a, b in zip(frames, frames[1:]))
+
+
+def test_a_folder_where_no_image_can_be_read_fails_not_a_silent_success(tmp_path):
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not a jpeg")
+    src = open_source(str(tmp_path), CaptureSection())
+    with pytest.raises(SourceError, match="none of its 2 image"):
+        list(src.frames())
+    assert src.stats.errors == 2
