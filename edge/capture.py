@@ -163,6 +163,28 @@ def _open_capture(spec: str | int, timeout_s: float) -> cv2.VideoCapture:
     return cap
 
 
+def _open_video_file(path: Path, timeout_s: float) -> cv2.VideoCapture:
+    """FFmpeg's capture of a video file, whatever bytes its name holds."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # OpenCV hands the name to FFmpeg as UTF-8 and, given one that is not (e.g. a Latin-1 name from a
+        # recorder's share), kills the whole process (segfault, OpenCV 5). FFmpeg opens it by descriptor instead.
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as err:
+            raise SourceError(f"{path}: cannot read: {err.strerror}") from None
+        try:
+            proxy = f"/proc/self/fd/{fd}"
+            if not os.path.exists(proxy):  # no /proc (not Linux)
+                raise SourceError(f"{path}: the file name is not UTF-8, which this platform cannot pass to FFmpeg: rename the file")
+            return _open_capture(proxy, timeout_s)  # FFmpeg has its own descriptor once open: ours can go
+        finally:
+            os.close(fd)
+    return _open_capture(name, timeout_s)
+
+
 class VideoFileSource:
     """A video file, every frame in order; timestamps from the file's own clock, ending at its modification time."""
 
@@ -173,28 +195,55 @@ class VideoFileSource:
             raise SourceError(f"{path}: video file not found")
         self.path = path
         self.name = str(path)
+        self.cfg = cfg
         self.stats = CaptureStats()
-        self._cap = _open_capture(str(path), cfg.open_timeout_s)
+        self._cap = _open_video_file(path, cfg.open_timeout_s)
         if not self._cap.isOpened():
             raise SourceError(f"{path}: cannot open video (corrupt, truncated or a codec FFmpeg lacks)")
+        # The first frame is read now: a file that opens but holds no decodable frame (a recording cut before
+        # its first key frame) is refused like one that does not open, not ended "done: 0 frames" with status 0.
+        self._first = self._read()
+        if self._first is None:
+            self._cap.release()
+            raise SourceError(f"{path}: opens as a video but no frame could be decoded (empty, truncated, or a codec FFmpeg lacks)")
         self._closed = False
+
+    def _read(self) -> tuple[np.ndarray, float] | None:
+        """The next frame and its position on the file's clock (ms); None at the end."""
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            return None
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return image, self._cap.get(cv2.CAP_PROP_POS_MSEC)
 
     def frames(self) -> Iterator[Frame]:
         # A recorder writes the last frame last: the file's modification time is when the recording ended.
         start = (_mtime(self.path) or datetime.now(timezone.utc)) - timedelta(seconds=self._duration_s())
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        period_ms = 1000.0 / (fps if fps > 0 else self.cfg.fps)
+        offset_ms, last_ms, stepped = 0.0, None, False
+        item, self._first = self._first, None
         seq = 0
-        while not self._closed:
-            ok, image = self._cap.read()
-            if not ok or image is None:
-                break
-            if image.ndim == 2:
-                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-            ts = start + timedelta(milliseconds=self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        while item is not None and not self._closed:
+            image, pos_ms = item
+            ms = pos_ms + offset_ms
+            if last_ms is not None and ms <= last_ms:
+                # The file's clock went back or stood still (recordings joined end to end, a muxer without
+                # timestamps): carry on one frame period later, so reads are not stamped in the past and the
+                # tracker does not take the step for a clock change that ends every open pass.
+                if not stepped:
+                    log.warning("%s: the video's clock goes back or stands still at frame %d; timestamps continue from the frame before", self.name, seq)
+                    stepped = True
+                offset_ms += last_ms + period_ms - ms
+                ms = last_ms + period_ms
+            last_ms = ms
             self.stats.frames += 1
-            yield Frame(image, ts, seq, self.name)
+            yield Frame(image, start + timedelta(milliseconds=ms), seq, self.name)
             seq += 1
+            item = self._read()
         frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if frame_count and seq < frame_count - 1:
+        if frame_count and seq < frame_count - 1 and not self._closed:
             self.stats.errors += 1
             log.warning("%s: video ended after %d of %d frames (truncated or corrupt); frames read so far are kept", self.name, seq, frame_count)
 
@@ -205,6 +254,7 @@ class VideoFileSource:
 
     def close(self) -> None:
         self._closed = True
+        self._first = None
         self._cap.release()
 
 

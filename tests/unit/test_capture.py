@@ -308,3 +308,93 @@ def test_a_folder_where_no_image_can_be_read_fails_not_a_silent_success(tmp_path
     with pytest.raises(SourceError, match="none of its 2 image"):
         list(src.frames())
     assert src.stats.errors == 2
+
+
+def test_a_video_file_whose_name_is_not_utf8_is_read_not_a_crash(tmp_path):
+    """OpenCV passes file names to FFmpeg as UTF-8 and segfaults on a Latin-1 one: the camera process died."""
+    import os
+    import subprocess
+    import sys
+
+    good = tmp_path / "clip.avi"
+    out = cv2.VideoWriter(str(good), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(4):
+        out.write(np.full((48, 64, 3), i * 40, np.uint8))
+    out.release()
+    latin1 = os.fsencode(tmp_path) + b"/caf\xe9.avi"  # "café.avi" as a Windows share or an old recorder writes it
+    try:
+        with open(latin1, "wb") as f:
+            f.write(good.read_bytes())
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    # In a child process: before the fix the crash takes the interpreter down with it.
+    code = "import os,sys; from edge.capture import open_source; from edge.config import CaptureSection; " \
+           "print(len(list(open_source(os.fsdecode(sys.argv[1].encode('latin-1')), CaptureSection()).frames())))"
+    done = subprocess.run([sys.executable, "-c", code, latin1.decode("latin-1")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "4"
+
+
+def _mpeg_ts(path: Path, shades: range) -> bool:
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MPEG"), 10, (64, 48))
+    if not out.isOpened():
+        return False
+    for shade in shades:
+        out.write(np.full((48, 64, 3), shade, np.uint8))
+    out.release()
+    return path.exists() and path.stat().st_size > 0
+
+
+def test_recordings_joined_end_to_end_keep_time_moving_forward(tmp_path):
+    """`cat seg1.ts seg2.ts`: the second segment's clock starts at 0 again. Its reads were stamped in the first
+    segment's time, and the tracker took the step back for a clock change that ends every open pass."""
+    one, two = tmp_path / "one.ts", tmp_path / "two.ts"
+    if not (_mpeg_ts(one, range(0, 100, 10)) and _mpeg_ts(two, range(100, 200, 10))):
+        pytest.skip("this OpenCV build cannot write MPEG-TS")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(one.read_bytes() + two.read_bytes())
+    frames = list(open_source(str(joined), CaptureSection()).frames())
+    assert len(frames) == 20
+    gaps = [(b.timestamp - a.timestamp).total_seconds() for a, b in zip(frames, frames[1:])]
+    assert gaps == pytest.approx([0.1] * 19, abs=0.02)
+
+
+class _FileCap:
+    """A video file as the capture backend sees it: frames with a given clock (CAP_PROP_POS_MSEC)."""
+
+    def __init__(self, clock_ms: list[float], fps: float = 0.0):
+        self.clock_ms, self.fps, self.i = clock_ms, fps, 0
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        if self.i >= len(self.clock_ms):
+            return False, None
+        self.i += 1
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return self.clock_ms[self.i - 1]
+        return {cv2.CAP_PROP_FPS: self.fps}.get(prop, 0.0)
+
+    def release(self):
+        pass
+
+
+def test_a_video_without_a_clock_gets_the_configured_rate_not_one_instant(tmp_path, monkeypatch):
+    """A muxer that gives no timestamps (position always 0): every frame had the same time, so no speed and no pass timeout."""
+    (tmp_path / "raw.h264").write_bytes(b"\x00")
+    monkeypatch.setattr("edge.capture._open_capture", lambda spec, timeout: _FileCap([0.0] * 5))
+    frames = list(VideoFileSource(tmp_path / "raw.h264", CaptureSection(fps=20)).frames())
+    gaps = [(b.timestamp - a.timestamp).total_seconds() for a, b in zip(frames, frames[1:])]
+    assert gaps == pytest.approx([0.05] * 4)
+
+
+def test_a_video_that_opens_but_holds_no_frame_is_refused_not_a_silent_success(tmp_path):
+    """A recording cut before its first frame: `edge run --once` ended "done: 0 frames" with status 0."""
+    path = tmp_path / "empty.avi"
+    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48)).release()  # header, no frame
+    with pytest.raises(SourceError, match="empty.avi.*no frame"):
+        open_source(str(path), CaptureSection())
