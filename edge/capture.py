@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # A live source with no frame for this long says what time it is, so passes seen before a stall still end.
 _IDLE_S = 0.5
+# How long close() waits for the capture thread to let go of the stream before leaving it to finish alone.
+_CLOSE_WAIT_S = 1.0
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".webm", ".mjpeg", ".mjpg", ".h264", ".h265")
 
@@ -330,7 +332,12 @@ class LiveSource:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=self.cfg.open_timeout_s + 1)
+        # The thread may be inside an open or a read of a stalled stream for up to open_timeout_s (up to 120 s):
+        # a shutdown must not wait for that before flushing its reads (`edge serve` kills a camera that takes
+        # longer than stop_timeout_s). The daemon thread releases the stream itself once the call returns.
+        self._thread.join(timeout=_CLOSE_WAIT_S)
+        if self._thread.is_alive():
+            log.info("%s: stream still answering a call; it is released in the background", self.name)
 
 
 def open_source(spec: str, cfg: CaptureSection) -> FrameSource:

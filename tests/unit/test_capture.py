@@ -398,3 +398,26 @@ def test_a_video_that_opens_but_holds_no_frame_is_refused_not_a_silent_success(t
     cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48)).release()  # header, no frame
     with pytest.raises(SourceError, match="empty.avi.*no frame"):
         open_source(str(path), CaptureSection())
+
+
+def test_closing_a_live_source_does_not_wait_out_a_stalled_read(monkeypatch):
+    """SIGTERM on a stream stuck in a read: shutdown waited up to open_timeout_s (up to 120 s) before flushing,
+    past `edge serve`'s stop_timeout_s, which then killed the camera."""
+    reading, unblock = threading.Event(), threading.Event()
+
+    class StalledCap(_FailingCap):
+        def read(self):
+            reading.set()
+            unblock.wait(30)
+            return False, None
+
+    monkeypatch.setattr("edge.capture._open_capture", lambda spec, timeout: StalledCap())
+    monkeypatch.setattr("edge.capture._CLOSE_WAIT_S", 0.05, raising=False)
+    src = LiveSource("rtsp://camera/stream", CaptureSection(open_timeout_s=60))
+    assert reading.wait(5)
+    closer = threading.Thread(target=src.close, daemon=True)
+    closer.start()
+    closer.join(3)
+    stuck = closer.is_alive()
+    unblock.set()
+    assert not stuck, "close() waited for the stalled read"
