@@ -102,13 +102,15 @@ class Signer:
     def load(cls, path: Path, camera_id: str) -> Signer:
         """Load an existing key file; refuses one that group or others may read."""
         path = Path(path)
-        _check_private_mode(path)
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (ValueError, TypeError) as err:
-            raise ConfigError(f"{path}: not an unencrypted PEM private key: {err}") from None
+            _check_private_mode(path)
+            data = path.read_bytes()
         except OSError as err:
             raise ConfigError(f"{path}: cannot read signing key: {err.strerror}") from None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"{path}: not an unencrypted PEM private key: {err}") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigError(f"{path}: signing key must be Ed25519, got {type(key).__name__}")
         return cls(key, camera_id, path)
@@ -161,6 +163,8 @@ def load_trusted_keys(folder: Path) -> dict[str, bytes]:
     for path in sorted(folder.glob("*.pub")):
         try:
             key = serialization.load_pem_public_key(path.read_bytes())
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read trusted key: {err.strerror}") from None
         except ValueError as err:
             raise ConfigError(f"{path}: not a PEM public key: {err}") from None
         if not isinstance(key, Ed25519PublicKey):

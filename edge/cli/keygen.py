@@ -32,13 +32,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _create_hmac_key(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot create HMAC key: {err.strerror}") from None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise ConfigError(f"{path}: already exists; not overwritten (pseudonyms change with the key)") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot create HMAC key: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        path.unlink(missing_ok=True)  # an empty or short key would stop the camera at its next start
+        raise ConfigError(f"{path}: cannot write HMAC key: {err.strerror}") from None
     print(f"created HMAC key {path} (mode 0600); name it as hmac_key_file of the pseudonymised feed")
 
 
@@ -55,8 +66,15 @@ def run(args: argparse.Namespace) -> int:
     if path.exists():
         raise ConfigError(f"{path}: already exists; not overwritten (reads signed with it could no longer be checked)")
     key = Ed25519PrivateKey.generate()
-    write_private_key(path, key)
-    write_public_key(public_key_path(path), key.public_key())
+    try:
+        write_private_key(path, key)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot create signing key: {err.strerror}") from None
+    try:
+        write_public_key(public_key_path(path), key.public_key())
+    except OSError as err:
+        path.unlink(missing_ok=True)  # a key whose public half nobody has would sign reads no one can check
+        raise ConfigError(f"{public_key_path(path)}: cannot write public key: {err.strerror}; no key was made") from None
     signer = Signer(key, camera, path)
     print(f"camera:      {camera}")
     print(f"private key: {path} (mode 0600; keep it on the camera)")

@@ -88,6 +88,8 @@ def check_line(line: str, trusted: dict[str, bytes] | None, folder: Path | None,
         record = json.loads(line, object_pairs_hook=_refuse_repeated_keys)
     except ValueError as err:
         return None, [f"not valid JSON: {err}"], []
+    except RecursionError:  # a hostile line of nested brackets must not end the check of the others
+        return None, ["not valid JSON: nested too deeply"], []
     if not isinstance(record, dict):
         return None, ["not a JSON object"], []
     if not isinstance(record.get("images") or {}, dict):  # the checks below take it for {kind: entry}

@@ -226,3 +226,26 @@ def test_verify_cli_names_a_malformed_line_and_checks_the_rest(read, signer, tmp
     out = capsys.readouterr().out
     assert "line 1 read" in out and "FAILED" in out and "'images'" in out
     assert "line 2 read" in out and "1 of 2 reads verify" in out
+
+
+def test_key_files_that_cannot_be_read_or_made_are_named(tmp_path, capsys):
+    """Each of these ended in a traceback (FileNotFoundError, IsADirectoryError) instead of a line naming the file."""
+    with pytest.raises(ConfigError, match=r"nokey\.key: cannot read signing key: No such file"):
+        Signer.load(tmp_path / "nokey.key", "cam-1")
+    keys = tmp_path / "keys"
+    (keys / "cam-1.pub").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"cam-1\.pub: cannot read trusted key: Is a directory"):
+        load_trusted_keys(keys)
+    (tmp_path / "file").write_text("")
+    assert main(["keygen", "--camera", "cam-1", "--out", str(tmp_path / "file" / "cam-1.key")]) == 2
+    assert "cam-1.key: cannot create signing key" in capsys.readouterr().err
+    assert main(["keygen", "--hmac", str(tmp_path / "file" / "stats.hmac")]) == 2
+    assert "stats.hmac: cannot create HMAC key" in capsys.readouterr().err
+
+
+def test_verify_cli_reports_a_deeply_nested_line_and_checks_the_rest(read, signer, tmp_path, capsys):
+    path = tmp_path / "reads.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n" + to_json_line(signer.sign(read.record)) + "\n")
+    assert main(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "line 1 read ?: FAILED" in out and "nested too deeply" in out and "1 of 2 reads verify" in out
