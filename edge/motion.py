@@ -27,7 +27,9 @@ class MotionGate:
             self._reference = thumb
             return True
         changed = np.count_nonzero(cv2.absdiff(thumb, self._reference) > _PIXEL_DELTA) / thumb.size
-        if changed > self.threshold:
+        # At least, not more than: at the config's upper limit (1.0) a scene that changed entirely still moves,
+        # where "more than all of it" left the camera blind after its first frame.
+        if changed >= self.threshold:
             self._reference = thumb
             return True
         return False

@@ -14,3 +14,12 @@ def test_still_scene_is_gated_and_a_moving_object_is_not():
     car[200:300, 400:560] = 20
     assert gate.moved(car)
     assert not gate.moved(car)
+
+
+def test_at_the_highest_threshold_a_scene_that_changed_entirely_still_moves():
+    """motion_threshold = 1 passes validation; it must not leave the camera blind after its first frame."""
+    gate = MotionGate(threshold=1.0)
+    dark, bright = np.full((540, 960, 3), 30, np.uint8), np.full((540, 960, 3), 220, np.uint8)
+    assert gate.moved(dark)
+    assert gate.moved(bright)
+    assert not gate.moved(bright)
