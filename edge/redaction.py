@@ -234,12 +234,23 @@ class FaceDetector:
         self.min_neighbors = min_neighbors
 
     def detect(self, bgr: np.ndarray) -> list[Rect]:
+        """Faces in a BGR, BGRA or grey (H x W or H x W x 1: infrared cameras) image."""
         h, w = bgr.shape[:2]
+        if h == 0 or w == 0:
+            return []
         f = min(1.0, self.max_width / w)
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        gray = _grey(bgr)
         if f < 1.0:
             gray = cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
         return [tuple(int(round(v / f)) for v in r) for r in face_cascade().detect(gray, min_neighbors=self.min_neighbors)]
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
 
 
 def _grow(r: Rect, margin: float, width: int, height: int) -> Rect:

@@ -89,3 +89,17 @@ def test_shipped_cascade_is_opencvs_frontal_face_cascade():
     shipped = json.loads(resources.files("edge").joinpath(CASCADE_RESOURCE).read_text())
     converted = cascade_from_opencv_xml(Path(skimage_data.lbp_frontal_face_cascade_filename()))
     assert shipped == converted
+
+
+def test_faces_are_found_in_grey_and_bgra_images_and_an_empty_one_has_none(frame, faces):
+    """A grey (infrared) or BGRA image crashed cvtColor; an empty one divided by zero."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    detector = FaceDetector()
+    crop = (slice(150, 750), slice(150, 750))  # around the face: keeps the test fast
+    face = (FACE[0] - 150, FACE[1] - 150, FACE[2], FACE[3])
+    for image in (grey[crop], grey[crop][:, :, None], cv2.cvtColor(frame[crop], cv2.COLOR_BGR2BGRA)):
+        found = detector.detect(image)
+        assert found and max(_iou(f, face) for f in found) > 0.5, (image.shape, found)
+    out, n = redact(grey, faces, [PLATE.as_list()])
+    assert n >= 1 and _sharpness(cv2.cvtColor(out, cv2.COLOR_GRAY2BGR), FACE) < _sharpness(frame, FACE) / 10
+    assert detector.detect(np.zeros((0, 0, 3), np.uint8)) == []
