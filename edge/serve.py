@@ -75,7 +75,7 @@ def serve(site: SiteConfig, stop: threading.Event | None = None) -> int:
     try:
         for child in children:
             child.delay_s = site.restart_initial_s
-            _start(child)
+            _try_start(child, time.monotonic(), site.restart_max_s)
         while not stop.wait(0.5) and not all(c.done for c in children):
             now = time.monotonic()
             for child in children:
@@ -92,11 +92,7 @@ def serve(site: SiteConfig, stop: threading.Event | None = None) -> int:
                     _schedule_restart(child, now, site.restart_max_s)
                 elif child.proc is None and not child.done and now >= child.restart_at:
                     child.restarts += 1
-                    try:
-                        _start(child)
-                    except OSError as err:  # e.g. fork() short of memory: try again later, keep supervising the others
-                        log.error("camera %s: cannot start %s: %s; retrying in %.0f s", child.camera_id, child.argv[0], err, child.delay_s)
-                        _schedule_restart(child, now, site.restart_max_s)
+                    _try_start(child, now, site.restart_max_s)
     finally:  # whatever ends the loop, no camera is left running unsupervised
         _stop_all(children, site.stop_timeout_s)
     return 0
@@ -106,6 +102,15 @@ def _schedule_restart(child: _Child, now: float, max_s: float) -> None:
     child.proc = None
     child.restart_at = now + child.delay_s
     child.delay_s = min(child.delay_s * 2, max_s)
+
+
+def _try_start(child: _Child, now: float, max_s: float) -> None:
+    """Start a camera; when that fails, schedule another try (at boot as on a restart)."""
+    try:
+        _start(child)
+    except OSError as err:  # e.g. fork() short of memory: try again later, keep supervising the others
+        log.error("camera %s: cannot start %s: %s; retrying in %.0f s", child.camera_id, child.argv[0], err, child.delay_s)
+        _schedule_restart(child, now, max_s)
 
 
 def _start(child: _Child) -> None:

@@ -112,3 +112,41 @@ def test_a_camera_with_no_source_is_refused_before_any_camera_starts(tmp_path):
     with pytest.raises(ConfigError) as err:
         camera_commands(load_site_config(tmp_path / "site.toml"))
     assert "north" in str(err.value) and "site.toml" in str(err.value) and "source" in str(err.value)
+
+
+def test_a_camera_that_cannot_be_started_at_boot_is_retried_and_serve_keeps_running(tmp_path, monkeypatch, caplog):
+    """fork() failing for the first camera at boot raised out of serve: the cameras already started went unsupervised."""
+    import subprocess
+    import sys
+
+    from edge import serve as serve_mod
+
+    s = site(tmp_path, [("north", "a"), ("south", "b")]).model_copy(update={"restart_initial_s": 0.01, "restart_max_s": 0.02})
+    north = serve_mod._Child("north", [sys.executable, "-c", "import time; time.sleep(60)"])
+    south = serve_mod._Child("south", [sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(serve_mod, "camera_commands", lambda site: [north, south])
+    real_popen, calls = subprocess.Popen, []
+
+    def popen(argv, **kw):
+        calls.append(argv)
+        if len(calls) == 1:  # the very first start, at boot
+            raise OSError(12, "Cannot allocate memory")
+        return real_popen(argv, **kw)
+
+    monkeypatch.setattr(serve_mod.subprocess, "Popen", popen)
+
+    class Stop(threading.Event):
+        def wait(self, timeout=None):  # poll quickly; stop once the camera that failed to start has been started
+            if north.proc is not None:
+                self.set()
+            return super().wait(0.02)
+
+    try:
+        assert serve(s, Stop()) == 0
+    finally:
+        for child in (north, south):
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait()
+                pytest.fail(f"camera {child.camera_id} left running")
+    assert len(calls) == 3 and "Cannot allocate memory" in caplog.text
