@@ -42,7 +42,10 @@ class _Child:
 
 
 def camera_commands(site: SiteConfig) -> list[_Child]:
+    from edge.privacy import audit_log_path
+
     children = []
+    audit_logs: dict[str, Path] = {}
     base = site.source_file.parent if site.source_file else Path.cwd()
     for entry in site.cameras:
         path = entry.config if entry.config.is_absolute() else base / entry.config
@@ -54,10 +57,26 @@ def camera_commands(site: SiteConfig) -> list[_Child]:
         # In the environment, not on the command line: stream URLs carry passwords, and every local
         # user can read a process's arguments (ps), while its environment is private to its owner.
         children.append(_Child(cfg.camera.id, argv, {SOURCE_ENV: source}))
+        audit_logs.setdefault(cfg.camera.id, audit_log_path(cfg))
     dupes = repeated([c.camera_id for c in children])
     if dupes:
         raise ConfigError(f"{site.source_file}: camera ids must be unique across the site, repeated: {', '.join(dupes)}")
+    _check_audit_logs_not_shared(site, audit_logs)
     return children
+
+
+def _check_audit_logs_not_shared(site: SiteConfig, audit_logs: dict[str, Path]) -> None:
+    """Refuse two cameras appending to one audit log: each process chains its entries to its own last
+    hash, so their lines interleaved would break the chain at the first entry of the other camera."""
+    owners: dict[Path, str] = {}
+    for camera_id, path in audit_logs.items():
+        where = path.resolve()
+        if where in owners:
+            raise ConfigError(
+                f"{site.source_file}: cameras {owners[where]} and {camera_id} both write the audit log {path}: "
+                "give each camera its own privacy.audit_log (or leave it unset: <spool>/<camera>/audit.log)"
+            )
+        owners[where] = camera_id
 
 
 def serve(site: SiteConfig, stop: threading.Event | None = None) -> int:

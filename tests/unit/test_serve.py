@@ -150,3 +150,21 @@ def test_a_camera_that_cannot_be_started_at_boot_is_retried_and_serve_keeps_runn
                 child.proc.wait()
                 pytest.fail(f"camera {child.camera_id} left running")
     assert len(calls) == 3 and "Cannot allocate memory" in caplog.text
+
+
+def test_two_cameras_sharing_one_audit_log_are_refused(tmp_path):
+    """Each camera chains audit entries to its own last hash: two writers interleaved break the chain for good."""
+    for cam in ("north", "south"):
+        (tmp_path / f"{cam}.toml").write_text(f'[camera]\nid = "{cam}"\n[privacy]\naudit_log = "site-audit.log"\n')
+    (tmp_path / "site.toml").write_text(
+        '[[cameras]]\nconfig = "north.toml"\nsource = "a"\n[[cameras]]\nconfig = "south.toml"\nsource = "b"\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        camera_commands(load_site_config(tmp_path / "site.toml"))
+    assert "north" in str(err.value) and "south" in str(err.value) and "site-audit.log" in str(err.value)
+
+
+def test_cameras_sharing_a_spool_folder_keep_their_own_audit_logs(tmp_path):
+    """The default audit log lives in the camera's own folder under the spool: a shared spool.dir is fine."""
+    children = camera_commands(site(tmp_path, [("north", "a"), ("south", "b")]))
+    assert [c.camera_id for c in children] == ["north", "south"]
