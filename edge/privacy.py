@@ -322,7 +322,8 @@ def _imagery_text(cfg: CameraConfig) -> list[str]:
         return ["No images leave this camera: records hold text and numbers only."]
     lines = [
         f"Plate patch: the plate and a margin of {im.patch_margin:.0%} around it, at the camera's own resolution, "
-        f"JPEG quality {im.patch_jpeg_quality} (typically a few kB)."
+        f"JPEG quality {im.patch_jpeg_quality} (typically a few kB). It is not searched for faces: whatever its "
+        "margin shows is sent as captured."
     ]
     if im.level is ImageryLevel.OVERVIEW:
         lines.append(
@@ -332,17 +333,32 @@ def _imagery_text(cfg: CameraConfig) -> list[str]:
         if im.redact_bystanders:
             lines.append(
                 "Bystander redaction is ON: faces found in the overview are pixelated on the camera before the image "
-                "is encoded, so the unblurred scene never leaves it; the plate being read is never blurred. "
-                "Limits: the detector (OpenCV's LBP frontal-face cascade) finds roughly frontal faces at least about "
-                f"{im.redact_min_face_px} pixels high in the overview; faces in profile and whole bodies are not detected, "
+                "is encoded, so their unblurred pixels never leave it; the plate being read is never blurred. "
+                f"Limits: the detector (OpenCV's LBP frontal-face cascade) finds roughly frontal faces at least about "
+                f"{_smallest_face_text(cfg)}; faces in profile and whole bodies are not detected, "
                 "and a missed face is sent unblurred."
             )
         else:
             lines.append("Bystander redaction is OFF: people visible in the overview are sent as captured.")
+        lines.append("Number plates of other vehicles visible in the overview are NOT blurred: they are sent as captured.")
     else:
         lines.append("No overview image is sent.")
     lines.append("Both images come from the frame whose reading was chosen, and their SHA-256 hashes are in the signed record.")
     return lines
+
+
+def _smallest_face_text(cfg: CameraConfig) -> str:
+    # Faces are searched on the frame scaled down to detection_width(), never scaled up: in
+    # narrower frames the smallest face found is the cascade's window, MIN_FACE_PX frame pixels.
+    from edge.context import detection_width
+    from edge.redaction import MIN_FACE_PX
+
+    im = cfg.imagery
+    text = f"{im.redact_min_face_px} pixels high in the overview"
+    if im.redact_min_face_px < MIN_FACE_PX:
+        text += (f" when the camera's frames are at least {detection_width(cfg)} pixels wide (in narrower frames, "
+                 f"faces smaller than {MIN_FACE_PX} frame pixels are missed)")
+    return text
 
 
 def _feed_text(cfg: CameraConfig, feed: FeedConfig, n: int) -> list[str]:
@@ -357,10 +373,15 @@ def _feed_text(cfg: CameraConfig, feed: FeedConfig, n: int) -> list[str]:
         return [head, f"   every read, with all the fields above; images: {imagery if carries_images else 'none'}."]
     if feed.kind is FeedKind.PSEUDONYMISED:
         key = cfg.resolve(feed.hmac_key_file)
+        try:
+            _read_secret(key, "HMAC key")
+            state = ""
+        except ConfigError as err:  # the camera refuses to start like this: say so rather than describe a feed that cannot run
+            state = f" (NOT USABLE NOW, the camera will not start: {err})"
         return [
             head,
             "   every read, but the plate text is replaced by a keyed hash (HMAC-SHA256) made with the secret key in "
-            f"{key}. Equal plates give equal hashes, so vehicles can be counted and matched between cameras that share "
+            f"{key}{state}. Equal plates give equal hashes, so vehicles can be counted and matched between cameras that share "
             "the key, without the plate text.",
             "   Removed: the plate text, the alternative readings, the per-character confidences (they give the plate's "
             "length) and all images (a patch shows the plate; an overview can show this and other plates), whatever "
@@ -429,10 +450,14 @@ def privacy_report(cfg: CameraConfig) -> str:
         "",
         "KEPT ON THE CAMERA, AND FOR HOW LONG",
         f"Reads and images wait in the spool ({camera_dir(cfg)}, or under `edge run --spool DIR`) until the broker "
-        "confirms receipt, then are deleted. "
-        f"Anything older than {cfg.privacy.retention_hours:g} hours is deleted even if it was never delivered.",
+        "confirms receipt, then are deleted"
+        + (" (with no broker configured, nothing confirms receipt: they stay until the retention limit). " if mq.broker is None else ". ")
+        + f"Anything older than {cfg.privacy.retention_hours:g} hours is deleted even if it was never delivered "
+        "(checked every 5 minutes while the camera runs, and when it starts again).",
         f"An audit log ({audit_log_path(cfg)}) records each read released to a feed (read id, feed, record hash; no "
-        "plate text), each retention deletion and each configuration change. Its entries are hash-chained, so "
+        "plate text), each retention deletion, each configuration change, the ids of the signing and pseudonym keys "
+        "in use (and when they change) and each version of a hotlist (its hash and size, never its plates). "
+        "Its entries are hash-chained, so "
         f"editing or removing one is detected by `edge audit verify {audit_log_path(cfg)}`. "
         "The audit log is not trimmed by the retention limit: it holds no plate text, and a trimmed chain could "
         "no longer prove that nothing was removed.",

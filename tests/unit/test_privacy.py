@@ -293,3 +293,18 @@ def test_a_hotlist_version_that_cannot_be_audited_is_not_used(tmp_path):
         "XY70ZZT" in hot  # noqa: B015 - the lookup itself must fail: the camera retries the read
     fail["on"] = False
     assert "XY70ZZT" in hot and "AB12CDE" not in hot
+
+
+def test_privacy_report_does_not_overstate_redaction_and_names_an_unusable_key(tmp_path):
+    """It said 'the unblurred scene never leaves' the camera, though other vehicles' plates in the
+    overview and the patch's margin are sent as captured, and it described a pseudonymised feed
+    whose key file was missing (the camera then refuses to start) as working."""
+    cfg = F.config(tmp_path, imagery={"redact_bystanders": True},
+                   feeds=[{"name": "counts", "kind": "pseudonymised", "hmac_key_file": "missing.key"}])
+    text = privacy_report(cfg)
+    assert "unblurred scene never leaves" not in text
+    assert "Number plates of other vehicles visible in the overview are NOT blurred" in text
+    assert "It is not searched for faces" in text
+    assert "missing.key (NOT USABLE NOW, the camera will not start" in text
+    assert "frames are at least 1280 pixels wide" in text  # the 12 px promise holds only there
+    assert "with no broker configured, nothing confirms receipt" in text
