@@ -44,6 +44,8 @@ def run_verify(args: argparse.Namespace) -> int:
     path = _path(args)
     problems = verify_audit_log(path)
     if args.anchor:
+        # As copied from a heartbeat or a report: surrounding space or upper-case hex is still the same hash.
+        args.anchor = [a.strip().lower() for a in args.anchor]
         hashes = {json.loads(line).get("hash") for line in path.read_bytes().split(b"\n") if line.strip() and _is_json(line)}
         problems += [f"anchored entry {a} is not in the log (the log was rewritten or cut back)" for a in args.anchor if a not in hashes]
     if problems:
@@ -73,5 +75,5 @@ def run_show(args: argparse.Namespace) -> int:
             continue
         e = json.loads(line)
         fields = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("seq", "ts", "event", "prev", "hash"))
-        print(f"{e.get('seq'):>6} {e.get('ts')} {e.get('event')} {fields}")
+        print(f"{e.get('seq')!s:>6} {e.get('ts')} {e.get('event')} {fields}")  # !s: a damaged entry may lack seq
     return 0

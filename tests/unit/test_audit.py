@@ -193,3 +193,18 @@ def test_an_audit_log_that_cannot_be_opened_is_named(tmp_path):
     (tmp_path / "audit.log").mkdir()
     with pytest.raises(ConfigError, match=r"audit\.log: cannot open audit log"):
         AuditLog(tmp_path / "audit.log")
+
+
+def test_audit_show_lists_a_damaged_entry_instead_of_crashing(tmp_path, capsys):
+    path = _log(tmp_path, 2)
+    with open(path, "a") as f:
+        f.write('{"event":"forged"}\n')
+    assert main(["audit", "show", str(path)]) == 0
+    assert "None" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_an_anchor_copied_in_upper_case_or_with_spaces_is_the_same_hash(tmp_path, capsys):
+    path = _log(tmp_path, 3)
+    anchor = AuditLog(path).head()[1]
+    assert main(["audit", "verify", str(path), "--anchor", f" {anchor.upper()}\n"]) == 0
+    assert "intact" in capsys.readouterr().out
