@@ -166,14 +166,18 @@ class AuditLog:
     def last_entry(self, *events: str) -> dict[str, Any] | None:
         """The newest entry of any of these event types (reads the whole file: for start-up, not the hot path)."""
         found = None
+        # Only lines that mention one of the events are parsed: the log holds mostly read entries.
+        needles = [json.dumps(e, ensure_ascii=False).encode("utf-8") for e in events]
         if self.path.exists():
-            with open(self.path, encoding="utf-8") as f:
+            with open(self.path, "rb") as f:
                 for line in f:
+                    if not any(n in line for n in needles):
+                        continue
                     try:
                         entry = json.loads(line)
-                    except ValueError:
+                    except ValueError:  # a damaged line (bad UTF-8 included): `edge audit verify` names it
                         continue
-                    if entry.get("event") in events:
+                    if isinstance(entry, dict) and entry.get("event") in events:
                         found = entry
         return found
 

@@ -208,3 +208,15 @@ def test_an_anchor_copied_in_upper_case_or_with_spaces_is_the_same_hash(tmp_path
     anchor = AuditLog(path).head()[1]
     assert main(["audit", "verify", str(path), "--anchor", f" {anchor.upper()}\n"]) == 0
     assert "intact" in capsys.readouterr().out
+
+
+def test_a_damaged_line_in_the_middle_does_not_stop_the_next_start(tmp_path):
+    """last_entry read the log as strict UTF-8 text: one damaged byte anywhere crashed every later start."""
+    path = tmp_path / "a.log"
+    log = AuditLog(path)
+    log.note_config("a" * 64, "cam.toml")
+    for i in range(3):
+        log.append("read_published", read_id=f"r{i}", feed="reads")
+    path.write_bytes(path.read_bytes().replace(b'"r1"', b'"r\xff"'))  # one byte damaged mid-log
+    assert AuditLog(path).note_config("a" * 64, "cam.toml") is False
+    assert verify_audit_log(path)  # the damage is still reported
