@@ -35,7 +35,11 @@ _IDLE_S = 0.5
 # How long close() waits for the capture thread to let go of the stream before leaving it to finish alone.
 _CLOSE_WAIT_S = 1.0
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".webm", ".mjpeg", ".mjpg", ".h264", ".h265")
+# What recorders and DVR/NVR exports write; all read by the FFmpeg OpenCV ships with.
+VIDEO_SUFFIXES = (
+    ".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".webm", ".mjpeg", ".mjpg", ".h264", ".h265",
+    ".mpg", ".mpeg", ".m2ts", ".mts", ".264", ".265", ".hevc", ".flv", ".wmv", ".asf", ".3gp",
+)
 
 
 @dataclass

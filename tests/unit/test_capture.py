@@ -421,3 +421,16 @@ def test_closing_a_live_source_does_not_wait_out_a_stalled_read(monkeypatch):
     stuck = closer.is_alive()
     unblock.set()
     assert not stuck, "close() waited for the stalled read"
+
+
+@pytest.mark.parametrize("suffix", [".mpg", ".mts", ".wmv"])
+def test_common_recorder_export_formats_are_read_as_video(tmp_path, suffix):
+    """An NVR's .mpg/.mts/.wmv export was refused as 'not a video file this engine knows', though FFmpeg reads it."""
+    path = tmp_path / f"export{suffix}"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*("WMV2" if suffix == ".wmv" else "MPEG")), 10, (64, 48))
+    if not out.isOpened():
+        pytest.skip(f"this OpenCV build cannot write {suffix}")
+    for i in range(5):
+        out.write(np.full((48, 64, 3), i * 40, np.uint8))
+    out.release()
+    assert len(list(open_source(str(path), CaptureSection()).frames())) == 5
