@@ -281,7 +281,8 @@ def redact(image: np.ndarray, faces: list[Rect], keep: list[Rect]) -> tuple[np.n
     Returns the copy and the number of regions redacted.
     """
     h, w = image.shape[:2]
-    regions = [_grow(r, FACE_MARGIN, w, h) for r in faces]
+    grown = (_grow(r, FACE_MARGIN, w, h) for r in faces)
+    regions = [r for r in grown if r[2] > 0 and r[3] > 0]  # a box wholly outside the image redacts nothing: not counted
     out = image.copy()
     for r in regions:
         pixelate(out, r)

@@ -103,3 +103,13 @@ def test_faces_are_found_in_grey_and_bgra_images_and_an_empty_one_has_none(frame
     out, n = redact(grey, faces, [PLATE.as_list()])
     assert n >= 1 and _sharpness(cv2.cvtColor(out, cv2.COLOR_GRAY2BGR), FACE) < _sharpness(frame, FACE) / 10
     assert detector.detect(np.zeros((0, 0, 3), np.uint8)) == []
+
+
+def test_boxes_partly_or_wholly_outside_the_image_are_clipped_and_counted_truthfully():
+    """The record's redaction.regions counted boxes lying wholly outside the image, which redact nothing."""
+    img = F.scene(200, 100)
+    out, n = redact(img, [(-20, -20, 50, 50), (250, 150, 10, 10), (-100, -100, 10, 10)], [(-5, -5, 10, 10)])
+    assert n == 1
+    assert not np.array_equal(out[10:30, 10:30], img[10:30, 10:30])  # the part inside is pixelated
+    assert np.array_equal(out[:5, :5], img[:5, :5])  # the kept box, clipped to the image, is exact
+    assert np.array_equal(out[60:, 100:], img[60:, 100:])
