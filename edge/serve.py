@@ -88,8 +88,11 @@ def serve(site: SiteConfig, stop: threading.Event | None = None) -> int:
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        # SIGHUP too: an engineer's SSH session that drops would otherwise kill serve outright and leave its
+        # cameras (in sessions of their own, so deaf to the hang-up) running unsupervised; the next serve
+        # would then start a second process on each camera's spool and audit log.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
 
     try:
         for child in children:

@@ -168,3 +168,50 @@ def test_cameras_sharing_a_spool_folder_keep_their_own_audit_logs(tmp_path):
     """The default audit log lives in the camera's own folder under the spool: a shared spool.dir is fine."""
     children = camera_commands(site(tmp_path, [("north", "a"), ("south", "b")]))
     assert [c.camera_id for c in children] == ["north", "south"]
+
+
+def test_a_hang_up_stops_the_cameras_instead_of_orphaning_them(tmp_path):
+    """SIGHUP (the engineer's SSH session dropped) killed serve outright; its cameras, in sessions of their own,
+    kept running unsupervised, and the next serve started a second process on each camera's spool."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "serve_sleepers.py"
+    script.write_text(
+        "import sys, threading\n"
+        "from edge import serve as m\n"
+        "from edge.config import SiteConfig, SiteCamera\n"
+        "kids = [m._Child(c, [sys.executable, '-c', 'import time; time.sleep(60)']) for c in ('north', 'south')]\n"
+        "m.camera_commands = lambda site: kids\n"
+        "class Ready(threading.Event):\n"
+        "    told = False\n"
+        "    def wait(self, timeout=None):\n"
+        "        if not Ready.told:\n"
+        "            Ready.told = True\n"
+        "            print(*(k.proc.pid for k in kids), flush=True)\n"
+        "        return super().wait(0.05)\n"
+        "site = SiteConfig(cameras=(SiteCamera(config='x.toml'),), stop_timeout_s=5)\n"
+        "sys.exit(m.serve(site, Ready()))\n"
+    )
+    serve_proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    pids = []
+    try:
+        pids = [int(p) for p in serve_proc.stdout.readline().split()]
+        assert len(pids) == 2, "serve did not start its cameras"
+        serve_proc.send_signal(signal.SIGHUP)
+        assert serve_proc.wait(30) == 0
+    finally:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)  # reaped by init once serve is gone; still ours to clean up
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        if serve_proc.poll() is None:
+            serve_proc.kill()
+            serve_proc.wait()
+    assert not alive, f"camera process(es) {alive} outlived serve"
