@@ -184,3 +184,22 @@ def tomllib_section(path: Path, name: str) -> dict:
     import tomllib
 
     return tomllib.loads(path.read_text())[name]
+
+
+@needs_models
+def test_bench_reads_a_folder_of_small_unboxed_images_as_crops(crops: Path, tmp_path: Path):
+    # README "Benchmarking your own images": with every box empty, small images are read whole as
+    # plate crops and detection recall is not measured. INTERFACES.md: the last line holds the keys.
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    rows = ["image,plate,x,y,w,h"]
+    for p in sorted(crops.glob("a*.png")):
+        shutil.copy(p, folder / p.name)
+        rows.append(f"{p.name},{p.stem.split('_')[1]},,,,")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    proc = edge("-q", "bench", str(folder), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary.keys() >= {"det_recall", "read_exact", "char_acc", "false_pos_per_image", "median_ms"}
+    assert summary["mode"] == "crops" and summary["det_recall"] is None
+    assert summary["images"] == len(rows) - 1 and summary["read_exact"] >= 0.6
