@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     # Before the source opens and the models load (seconds): a stop meanwhile must still end in a clean exit.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # SIGHUP (the SSH session that started this camera dropped) too: by default it kills the process,
+    # losing the open passes and the reads not yet spooled.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     cfg = load_camera_config(args.config)
     cfg = cfg.with_overrides(camera={"id": args.camera}, mqtt={"broker": args.broker}, capture={"source": args.source})
     if not cfg.capture.source:
