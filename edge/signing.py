@@ -7,7 +7,9 @@ so the images are covered too without being part of the signed bytes.
 
 Key files are PEM (PKCS#8, unencrypted: the camera must start unattended) and must
 not be readable by group or others; a `.pub` file (PEM public key) is written beside
-a new key for the back office's trusted-key folder (`edge verify --keys DIR`).
+a new key for the back office's trusted-key folder (`edge verify --keys DIR`). Its first
+line, `edge-anpr camera: ID`, binds the key to its camera: a trusted key verifies only
+reads that claim that camera.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from edge.record import SIGNATURE_FIELD, canonical_bytes, sha256_hex
 log = logging.getLogger(__name__)
 
 ALG = "Ed25519"
+CAMERA_LINE = "edge-anpr camera:"  # first line of a .pub file: the camera whose key it is
 
 
 def raw_public_key(key: Ed25519PublicKey) -> bytes:
@@ -73,8 +76,22 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
         raise
 
 
-def write_public_key(path: Path, key: Ed25519PublicKey) -> None:
-    path.write_bytes(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+def write_public_key(path: Path, key: Ed25519PublicKey, camera_id: str | None = None) -> None:
+    """PEM public key; with `camera_id`, a first line binds it to that camera (see `load_trusted_keys`).
+
+    Text before the PEM block is allowed by RFC 7468 and ignored by PEM readers.
+    """
+    head = f"{CAMERA_LINE} {camera_id}\n".encode("utf-8") if camera_id else b""
+    path.write_bytes(head + key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def camera_of_public_key(pem: bytes) -> str | None:
+    """The camera a .pub file is bound to (its `edge-anpr camera: ID` line before the PEM block), if any."""
+    before = pem.split(b"-----BEGIN", 1)[0].decode("utf-8", errors="replace")
+    for line in before.splitlines():
+        if line.startswith(CAMERA_LINE):
+            return line[len(CAMERA_LINE):].strip() or None
+    return None
 
 
 def public_key_path(private_path: Path) -> Path:
@@ -131,7 +148,7 @@ class Signer:
         except OSError as err:
             raise ConfigError(f"{path}: cannot create signing key: {err.strerror}") from None
         try:
-            write_public_key(public_key_path(path), key.public_key())
+            write_public_key(public_key_path(path), key.public_key(), camera_id)
         except OSError as err:  # the private key is whole, so the camera can sign; every read carries the public key
             log.error("%s: cannot write the public key (%s); every signed read carries it", public_key_path(path), err.strerror)
         signer = cls(key, camera_id, path)
@@ -154,15 +171,30 @@ class Signer:
         return unsigned
 
 
-def load_trusted_keys(folder: Path) -> dict[str, bytes]:
-    """key id -> raw public key, from every `*.pub` (PEM) file in a folder."""
+class TrustedKeys(dict):
+    """key id -> raw public key (a plain dict to callers), plus the camera each key is bound to, where its file says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cameras: dict[str, str] = {}
+
+
+def load_trusted_keys(folder: Path) -> TrustedKeys:
+    """key id -> raw public key, from every `*.pub` (PEM) file in a folder.
+
+    A file whose first line is `edge-anpr camera: ID` (as `edge keygen` and a camera's first
+    start write it) binds its key to that camera: a read signed with it that claims another
+    camera does not verify. Without it, a key signs for any camera id (older .pub files).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: trusted keys folder not found")
-    keys: dict[str, bytes] = {}
+    keys = TrustedKeys()
+    bound_in: dict[str, Path] = {}
     for path in sorted(folder.glob("*.pub")):
         try:
-            key = serialization.load_pem_public_key(path.read_bytes())
+            data = path.read_bytes()
+            key = serialization.load_pem_public_key(data)
         except OSError as err:
             raise ConfigError(f"{path}: cannot read trusted key: {err.strerror}") from None
         except ValueError as err:
@@ -170,7 +202,14 @@ def load_trusted_keys(folder: Path) -> dict[str, bytes]:
         if not isinstance(key, Ed25519PublicKey):
             raise ConfigError(f"{path}: trusted key must be Ed25519, got {type(key).__name__}")
         raw = raw_public_key(key)
-        keys[key_id_of(raw)] = raw
+        key_id = key_id_of(raw)
+        keys[key_id] = raw
+        camera = camera_of_public_key(data)
+        if camera is not None:
+            if keys.cameras.get(key_id, camera) != camera:
+                raise ConfigError(f"{path}: key {key_id} is bound to camera {camera!r}, but {bound_in[key_id]} binds it "
+                                  f"to camera {keys.cameras[key_id]!r}")
+            keys.cameras[key_id], bound_in[key_id] = camera, path
     if not keys:
         raise ConfigError(f"{folder}: no *.pub public keys in the trusted keys folder")
     return keys
@@ -212,6 +251,11 @@ def verify_signature(record: dict[str, Any], trusted_keys: dict[str, bytes] | No
             return problems + [f"signing key {key_id} is not among the trusted keys"]
         if trusted != named:
             return problems + [f"signature.public_key differs from the trusted key {key_id}"]
+        camera = getattr(trusted_keys, "cameras", {}).get(key_id)
+        if camera is not None and record.get("camera_id") != camera:
+            # A trusted key is trusted for its own camera: one camera's key must not vouch for another's reads.
+            return problems + [f"signed with camera {camera!r}'s key {key_id}, but the read claims camera_id "
+                               f"{record.get('camera_id')!r}"]
     try:
         Ed25519PublicKey.from_public_bytes(named).verify(value, canonical_bytes(record))
     except InvalidSignature:

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         raise ConfigError(f"{path}: cannot create signing key: {err.strerror}") from None
     try:
-        write_public_key(public_key_path(path), key.public_key())
+        write_public_key(public_key_path(path), key.public_key(), camera)
     except OSError as err:
         path.unlink(missing_ok=True)  # a key whose public half nobody has would sign reads no one can check
         raise ConfigError(f"{public_key_path(path)}: cannot write public key: {err.strerror}; no key was made") from None

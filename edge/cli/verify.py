@@ -129,7 +129,13 @@ def run(args: argparse.Namespace) -> int:
             extra = f"; images match: {', '.join(checked)}" if checked else ""
             extra += f"; images not at hand, not checked: {', '.join(missing)}" if missing else ""
             key = record.get("signature", {}).get("key_id", "?")
-            print(f"{where}: ok (signed by {key}{'' if trusted is None else ', trusted'}{extra})")
+            if trusted is None:
+                trust = ""
+            elif key in trusted.cameras:
+                trust = f", trusted for camera {trusted.cameras[key]}"
+            else:  # an older .pub without its camera line: the key may sign for any camera id
+                trust = ", trusted (key not bound to a camera)"
+            print(f"{where}: ok (signed by {key}{trust}{extra})")
     if total == 0:
         print("no reads found in the input", file=sys.stderr)
         return 1

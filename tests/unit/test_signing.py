@@ -249,3 +249,35 @@ def test_verify_cli_reports_a_deeply_nested_line_and_checks_the_rest(read, signe
     assert main(["verify", str(path)]) == 1
     out = capsys.readouterr().out
     assert "line 1 read ?: FAILED" in out and "nested too deeply" in out and "1 of 2 reads verify" in out
+
+
+def test_a_trusted_key_vouches_only_for_its_own_camera(read, tmp_path, capsys):
+    """With --keys, any trusted camera's key verified reads claiming to come from any other camera:
+    one compromised camera could put vehicles in front of every other camera."""
+    keys = tmp_path / "keys"
+    cam1 = Signer.load_or_create(keys / "cam-1.key", "cam-1")
+    assert main(["keygen", "--camera", "cam-2", "--out", str(keys / "cam-2.key")]) == 0
+    cam2 = Signer.load(keys / "cam-2.key", "cam-2")
+    trusted = load_trusted_keys(keys)
+    assert trusted.cameras == {cam1.key_id: "cam-1", cam2.key_id: "cam-2"}
+    assert read.record["camera_id"] == "cam-1"
+    assert verify_record(cam1.sign(read.record), trusted_keys=trusted) == []
+    forged = cam2.sign(read.record)
+    assert verify_record(forged, trusted_keys=trusted) == [
+        f"signed with camera 'cam-2''s key {cam2.key_id}, but the read claims camera_id 'cam-1'"
+    ]
+    assert verify_record(forged) == []  # without trusted keys it is an integrity check only, as documented
+    reads = tmp_path / "reads.jsonl"
+    _write_lines(reads, [cam1.sign(read.record), forged])
+    assert main(["verify", str(reads), "--keys", str(keys)]) == 1
+    out = capsys.readouterr().out
+    assert "trusted for camera cam-1" in out and "1 of 2 reads verify" in out
+
+
+def test_a_key_bound_to_two_cameras_is_refused_naming_both_files(tmp_path):
+    keys = tmp_path / "keys"
+    Signer.load_or_create(keys / "cam-1.key", "cam-1")
+    pub = public_key_path(keys / "cam-1.key")
+    (keys / "copy.pub").write_bytes(pub.read_bytes().replace(b"cam-1", b"cam-9"))
+    with pytest.raises(ConfigError, match=r"copy\.pub: key ed25519:\w+ is bound to camera 'cam-9', but .*cam-1\.key\.pub binds it"):
+        load_trusted_keys(keys)
