@@ -181,7 +181,7 @@ def test_plate_size_command_reproduces_the_committed_demo_calibration(tmp_path: 
 
 
 def tomllib_section(path: Path, name: str) -> dict:
-    import tomllib
+    from edge.config import tomllib  # tomllib, or tomli on Python 3.10
 
     return tomllib.loads(path.read_text())[name]
 
