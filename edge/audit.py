@@ -214,6 +214,14 @@ class AuditLog:
         return verify_audit_log(path)
 
 
+def _hash_or_none(entry: dict[str, Any]) -> str | None:
+    # NaN or a lone surrogate parse from JSON but cannot be hashed: no writer of ours made that line.
+    try:
+        return _entry_hash(entry)
+    except ValueError:
+        return None
+
+
 def verify_audit_log(path: Path) -> list[str]:
     """Everything wrong with an audit log's chain, naming the line; [] when it is intact."""
     path = Path(path)
@@ -239,7 +247,7 @@ def verify_audit_log(path: Path) -> list[str]:
             return problems  # the chain cannot be followed past a line we cannot read
         if entry.get("prev") != prev:
             problems.append(f"{where}: 'prev' does not match the hash of the line before (a line was removed, inserted or reordered)")
-        if entry.get("hash") != _entry_hash(entry):
+        if entry.get("hash") != _hash_or_none(entry):
             problems.append(f"{where}: 'hash' does not match the entry's content (the entry was edited)")
         if entry.get("seq") != seq + 1:
             problems.append(f"{where}: sequence number {entry.get('seq')!r}, expected {seq + 1}")

@@ -220,3 +220,13 @@ def test_a_damaged_line_in_the_middle_does_not_stop_the_next_start(tmp_path):
     path.write_bytes(path.read_bytes().replace(b'"r1"', b'"r\xff"'))  # one byte damaged mid-log
     assert AuditLog(path).note_config("a" * 64, "cam.toml") is False
     assert verify_audit_log(path)  # the damage is still reported
+
+
+@pytest.mark.parametrize("value", ['"\\ud800"', "NaN"])
+def test_an_entry_that_cannot_be_hashed_is_named_not_a_crash(tmp_path, value):
+    """A lone surrogate or NaN parses from JSON but made the hash computation raise: verify crashed."""
+    path = _log(tmp_path, 3)
+    lines = _lines(path)
+    lines[1] = lines[1].replace('"feed":"reads"', f'"feed":{value}')
+    path.write_text("".join(lines))
+    assert verify_audit_log(path) == [f"{path}:2: 'hash' does not match the entry's content (the entry was edited)"]
