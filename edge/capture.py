@@ -162,7 +162,9 @@ def _mtime(path: Path) -> datetime | None:
 
 def _open_capture(spec: str | int, timeout_s: float) -> cv2.VideoCapture:
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout_s * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout_s * 1000)]
-    if isinstance(spec, int) or str(spec).startswith("/dev/video"):
+    # Every /dev path is a V4L2 device, the stable /dev/v4l/by-id/... and by-path/... links included (a box
+    # with several USB cameras names them so): FFmpeg would try to read the device node as a media file.
+    if isinstance(spec, int) or str(spec).startswith("/dev/"):
         cap = cv2.VideoCapture(spec, cv2.CAP_V4L2)
     else:
         cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)

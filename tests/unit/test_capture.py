@@ -434,3 +434,14 @@ def test_common_recorder_export_formats_are_read_as_video(tmp_path, suffix):
         out.write(np.full((48, 64, 3), i * 40, np.uint8))
     out.release()
     assert len(list(open_source(str(path), CaptureSection()).frames())) == 5
+
+
+@pytest.mark.parametrize("device", ["/dev/video0", "/dev/v4l/by-id/usb-Cam_0001-video-index0", "/dev/v4l/by-path/pci-0000:00:14.0-usb-0:2:1.0-video-index0"])
+def test_every_device_path_opens_with_v4l2_stable_links_included(monkeypatch, device):
+    """udev's stable names for USB cameras went to FFmpeg, which cannot read a device node: they never opened."""
+    from edge import capture
+
+    backends = []
+    monkeypatch.setattr(capture.cv2, "VideoCapture", lambda spec, backend, *params: backends.append(backend))
+    capture._open_capture(device, 1.0)
+    assert backends == [cv2.CAP_V4L2]
