@@ -308,3 +308,15 @@ def test_privacy_report_does_not_overstate_redaction_and_names_an_unusable_key(t
     assert "missing.key (NOT USABLE NOW, the camera will not start" in text
     assert "frames are at least 1280 pixels wide" in text  # the 12 px promise holds only there
     assert "with no broker configured, nothing confirms receipt" in text
+
+
+def test_privacy_report_of_a_site_file_covers_each_camera(tmp_path, capsys):
+    """A site file (edge serve) was refused with 'unknown key' errors: a site's DPIA had no report."""
+    (tmp_path / "a.toml").write_text('[camera]\nid = "cam-a"\n')
+    (tmp_path / "b.toml").write_text('[camera]\nid = "cam-b"\n[imagery]\nlevel = "none"\n')
+    site = tmp_path / "site.toml"
+    site.write_text('[[cameras]]\nconfig = "a.toml"\n[[cameras]]\nconfig = "b.toml"\nsource = "/dev/video0"\n')
+    assert main(["privacy-report", "--config", str(site)]) == 0
+    out = capsys.readouterr().out
+    assert "camera 'cam-a'" in out and "camera 'cam-b'" in out and "No images leave this camera" in out
+    assert out.index("camera 'cam-a'") < out.index("camera 'cam-b'")
