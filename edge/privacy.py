@@ -29,6 +29,7 @@ import re
 import threading
 import unicodedata
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
@@ -302,14 +303,29 @@ class _Purgeable(Protocol):
     def purge_older_than(self, age_s: float) -> int: ...
 
 
+# Purges done but not yet in the audit log (its write failed), per log: added to its next purge entry.
+_unaudited_purges: weakref.WeakKeyDictionary[AuditLog, int] = weakref.WeakKeyDictionary()
+
+
 def apply_retention(spool: _Purgeable, cfg: CameraConfig, audit: AuditLog | None) -> int:
-    """Delete spooled reads and images older than the retention limit; audit what went. Returns how many."""
+    """Delete spooled reads and images older than the retention limit; audit what went. Returns how many.
+
+    The deletion cannot be undone, so when its audit entry cannot be written (a full disk)
+    the count is kept and goes into the next purge entry that can be: a deletion is never
+    left out of the audit log just because the retry found nothing more to delete.
+    """
     age_s = cfg.privacy.retention_hours * 3600.0
     removed = int(spool.purge_older_than(age_s))
-    if removed and audit is not None:
-        audit.append(RETENTION_PURGE, removed=removed, older_than_hours=cfg.privacy.retention_hours)
     if removed:
         log.info("retention: deleted %d spooled reads older than %g h", removed, cfg.privacy.retention_hours)
+    if audit is not None:
+        total = removed + _unaudited_purges.pop(audit, 0)
+        if total:
+            try:
+                audit.append(RETENTION_PURGE, removed=total, older_than_hours=cfg.privacy.retention_hours)
+            except Exception:
+                _unaudited_purges[audit] = total
+                raise
     return removed
 
 

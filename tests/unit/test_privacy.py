@@ -320,3 +320,27 @@ def test_privacy_report_of_a_site_file_covers_each_camera(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "camera 'cam-a'" in out and "camera 'cam-b'" in out and "No images leave this camera" in out
     assert out.index("camera 'cam-a'") < out.index("camera 'cam-b'")
+
+
+def test_a_purge_whose_audit_entry_failed_is_audited_with_the_next_one(tmp_path, monkeypatch):
+    """The purge cannot be undone: when its audit write failed (full disk), the retry found nothing
+    left to delete and the deletion never reached the audit log."""
+    from edge.audit import AuditWriteError
+
+    cfg = F.config(tmp_path, retention_hours=24)
+    spool = FakeSpool([30, 40])
+    audit = AuditLog(tmp_path / "audit.log")
+    real_append = AuditLog.append
+
+    def full_disk(self, event, **fields):
+        raise AuditWriteError(f"audit log {self.path}: cannot write: No space left on device")
+
+    monkeypatch.setattr(AuditLog, "append", full_disk)
+    with pytest.raises(AuditWriteError):
+        apply_retention(spool, cfg, audit)
+    assert spool.ages_h == []  # deleted all the same
+    monkeypatch.setattr(AuditLog, "append", real_append)
+    assert apply_retention(spool, cfg, audit) == 0
+    entries = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    assert [(e["event"], e["removed"]) for e in entries] == [("retention_purge", 2)]
+    assert apply_retention(spool, cfg, audit) == 0 and len(audit.path.read_text().splitlines()) == 1
