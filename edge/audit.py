@@ -128,7 +128,12 @@ class AuditLog:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 end = os.fstat(fd).st_size
                 seq, prev = self._seq, self._prev
-                if end != self._end:  # someone else appended since our last entry: continue from theirs
+                if end < self._end:
+                    # Cut back or replaced under us: go on from our own last entry, so the break stays
+                    # visible to `edge audit verify` instead of a fresh chain that would look intact.
+                    log.error("audit log %s is shorter than this process last wrote it (%d < %d bytes): "
+                              "it was cut back or replaced", self.path, end, self._end)
+                elif end > self._end:  # someone else appended since our last entry: continue from theirs
                     try:
                         seq, prev = _chain_end(_last_line_of(fd, end))
                     except ValueError:

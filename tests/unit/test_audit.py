@@ -230,3 +230,16 @@ def test_an_entry_that_cannot_be_hashed_is_named_not_a_crash(tmp_path, value):
     lines[1] = lines[1].replace('"feed":"reads"', f'"feed":{value}')
     path.write_text("".join(lines))
     assert verify_audit_log(path) == [f"{path}:2: 'hash' does not match the entry's content (the entry was edited)"]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut back"])
+def test_a_log_deleted_or_cut_back_under_a_running_writer_does_not_restart_a_clean_chain(tmp_path, damage):
+    path = _log(tmp_path, 1)
+    log = AuditLog(path)
+    log.append("read_published", read_id="r1", feed="reads")
+    if damage == "deleted":
+        path.unlink()
+    else:
+        path.write_text(_lines(path)[0])
+    log.append("read_published", read_id="r2", feed="reads")
+    assert verify_audit_log(path)  # the gap shows
