@@ -2,7 +2,8 @@
 
 A frame is compared, as a small blurred grey thumbnail, with the thumbnail of the
 last frame that was run through detection. Thumbnails cost well under a
-millisecond at 1080p and ignore sensor noise and JPEG shimmer.
+millisecond at 1080p and ignore sensor noise, JPEG shimmer and lighting that
+brightens or dims the whole scene at once.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ class MotionGate:
     def moved(self, image: np.ndarray) -> bool:
         """True when the scene changed enough since the last frame that moved (the first frame always moves)."""
         thumb = cv2.cvtColor(cv2.resize(image, _THUMB, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-        thumb = cv2.GaussianBlur(thumb, (3, 3), 0)
+        thumb = cv2.GaussianBlur(thumb, (3, 3), 0).astype(np.int16)
+        # Levels relative to the scene's median: a global step in brightness (LED street lights beating with the
+        # shutter, auto-exposure, a cloud) moves the median with it and is not motion; a vehicle, covering a
+        # small part of the scene, barely moves the median.
+        thumb -= int(np.median(thumb))
         if self._reference is None:
             self._reference = thumb
             return True
         changed = np.count_nonzero(cv2.absdiff(thumb, self._reference) > _PIXEL_DELTA) / thumb.size
-        # At least, not more than: at the config's upper limit (1.0) a scene that changed entirely still moves,
-        # where "more than all of it" left the camera blind after its first frame.
-        if changed >= self.threshold:
+        if changed > self.threshold:
             self._reference = thumb
             return True
         return False
