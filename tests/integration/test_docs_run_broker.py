@@ -7,6 +7,7 @@ is printed on stdout. The broker is the test suite's mosquitto (TLS, passwords, 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from edge.publish import tls_context
 from tests.integration.conftest import BACKOFFICE, Broker, Pki
@@ -69,3 +71,55 @@ def test_reads_arrive_on_the_default_topic_with_the_promised_fields(broker: Brok
         assert r["camera_id"] == CAMERA and isinstance(r["plate"], str) and r["plate"]
         assert 0.0 <= r["confidence"] <= 1.0
         assert datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).utcoffset() == timedelta(0)
+
+
+@pytest.mark.xfail(strict=True, reason="edge receive prints each read with an added top-level 'received' object, "
+                   "which edge verify takes for a signed field: every read piped from receive to verify fails")
+def test_what_edge_receive_prints_verifies_with_edge_verify(broker: Broker, pki: Pki, tmp_path: Path):
+    # An integrator's chain: `edge receive ... > reads.jsonl`, then `edge verify reads.jsonl --keys K --images DIR/images`
+    # (verify's --images help names "<read_id>/<kind>.jpg (as edge receive stores them)").
+    camera = "cam4"
+    cfg = tmp_path / f"{camera}.toml"
+    cfg.write_text(f'[mqtt]\nusername = "{camera}"\npassword_file = "{pki.password_file(camera)}"\nca_file = "{pki.ca_file}"\n')
+    out = tmp_path / "backoffice"
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "edge", "receive", "--broker", broker.url, "--out", str(out), "--username", BACKOFFICE,
+         "--password-file", str(pki.password_file(BACKOFFICE)), "--ca-file", str(pki.ca_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    log: list[str] = []
+    threading.Thread(target=lambda: log.extend(receiver.stderr), daemon=True).start()
+    try:
+        wait_for(lambda: any("subscribed" in line for line in log), 20, "the receiver's subscription")
+        proc = subprocess.run(
+            [sys.executable, "-m", "edge", "run", "--source", str(SEQUENCE), "--camera", camera, "--config", str(cfg),
+             "--broker", broker.url, "--spool", str(tmp_path / "spool"), "--once", "--flush-timeout", "20"],
+            capture_output=True, text=True, timeout=180, cwd=ROOT,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        passes = json.loads((SEQUENCE / "sequence.json").read_text())["passes"]
+        wait_for(lambda: stored_count(out) >= len(passes), 20, "the reads at the back office")
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=30)
+    printed = receiver.stdout.read()
+    assert len(printed.splitlines()) == len(passes)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / f"{camera}.pub").write_bytes((tmp_path / "spool" / camera / "signing.key.pub").read_bytes())
+    verify = subprocess.run(
+        [sys.executable, "-m", "edge", "verify", "--keys", str(keys), "--images", str(out / "images"), "--require-images", "-"],
+        input=printed, capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert verify.returncode == 0, verify.stdout[-2000:]
+
+
+def stored_count(out: Path) -> int:
+    """Reads committed to the receiver's database so far (0 before it exists)."""
+    if not (out / "reads.sqlite").is_file():
+        return 0
+    try:
+        with sqlite3.connect(out / "reads.sqlite") as db:
+            return db.execute("SELECT COUNT(*) FROM reads").fetchone()[0]
+    except sqlite3.Error:
+        return 0
