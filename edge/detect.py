@@ -46,6 +46,9 @@ MAX_TILES = 6  # bounds the cost of tiling: 6 inferences per frame at most
 PLATE_WIDTH_TOLERANCE = (0.6, 1.6)  # calibrated (min, max) widths are estimates: allow this much beyond them
 DEFAULT_INPUT_HW = (448, 800)  # when a sidecar does not say
 DEFAULT_PAD = 114
+# An uncalibrated picture in which nothing was found is searched again drawn this much smaller, for
+# close-ups: the model was trained on plates up to about half the input's width (models/detector.md).
+ZOOM_OUT = 0.5
 
 
 class PlateDetector(Protocol):
@@ -87,10 +90,12 @@ def bgr8(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def letterbox(image: np.ndarray, input_hw: tuple[int, int], pad: int = DEFAULT_PAD) -> tuple[np.ndarray, float]:
-    """Fit `image` into input_hw keeping its aspect, top-left, grey padding; returns (canvas, scale)."""
+def letterbox(image: np.ndarray, input_hw: tuple[int, int], pad: int = DEFAULT_PAD, shrink: float = 1.0) -> tuple[np.ndarray, float]:
+    """Fit `image` into input_hw keeping its aspect, top-left, grey padding; returns (canvas, scale).
+
+    `shrink` < 1 draws the image that much smaller than would fit (the rest is padding)."""
     h, w = image.shape[:2]
-    scale = min(input_hw[0] / h, input_hw[1] / w)
+    scale = min(input_hw[0] / h, input_hw[1] / w) * shrink
     nw, nh = min(input_hw[1], max(1, round(w * scale))), min(input_hw[0], max(1, round(h * scale)))
     canvas = np.full((input_hw[0], input_hw[1], 3), pad, np.uint8)
     canvas[:nh, :nw] = resize(image, nw, nh)
@@ -230,7 +235,7 @@ def _sidecar_int(model: OnnxModel, section: dict, key: str, default: int, low: i
 class OnnxPlateDetector:
     """The project's ONNX detector with ROI cropping, tiling, decoding and NMS."""
 
-    def __init__(self, model: OnnxModel, threshold: float, nms_iou: float, calibration: Any = None):
+    def __init__(self, model: OnnxModel, threshold: float, nms_iou: float, calibration: Any = None, zoom_out: bool = True):
         self.model = model
         self.threshold = threshold
         self.nms_iou = nms_iou
@@ -243,6 +248,7 @@ class OnnxPlateDetector:
         self.name = f"onnx:{model.name}-{model.version}"
         self.models = {model.path.name: model.sha256}
         self._plans: dict[tuple[int, int], tuple[list[Window], list | None, tuple[float, float] | None]] = {}
+        self.zoom_out = zoom_out
 
     def plan(self, frame_w: int, frame_h: int) -> tuple[list[Window], list | None, tuple[float, float] | None]:
         """Windows, ROI polygon and plate widths for frames of this size (cached: the camera keeps its size)."""
@@ -259,10 +265,10 @@ class OnnxPlateDetector:
             self._plans[key] = (windows, roi, widths)
         return self._plans[key]
 
-    def detect_window(self, image: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def detect_window(self, image: np.ndarray, window: Window, shrink: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N,4), scores (N,), corners (N,4,2) in frame pixels for one window, before filtering and NMS."""
         crop = image[window.y : window.y + window.h, window.x : window.x + window.w]
-        canvas, scale = letterbox(crop, self.input_hw, self.pad)
+        canvas, scale = letterbox(crop, self.input_hw, self.pad, shrink)
         tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32)
         heat, reg = self.model.run(tensor)
         boxes, scores, corners = decode(heat[0, 0], reg[0], self.threshold, self.stride)
@@ -281,6 +287,11 @@ class OnnxPlateDetector:
         parts = [self.detect_window(image, w) for w in windows]
         if len(windows) > 1:
             parts = _drop_cut_at_seams(parts, windows)
+        elif self.zoom_out and widths is None and roi is None and not len(parts[0][1]):
+            # Nothing found and no calibration to say how large plates are: a close-up (a plate wider
+            # than about half the picture, larger than any the model was trained on) is looked for
+            # again with the picture drawn at half size.
+            parts = [self.detect_window(image, windows[0], ZOOM_OUT)]
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         corners = np.concatenate([p[2] for p in parts])

@@ -166,6 +166,36 @@ def test_boxes_of_implausible_width_for_the_calibration_are_dropped():
     assert len(det.detect(_frame_with_plate(800, 500, 380, 80))) == 1
 
 
+class SmallPlatesOnlyModel(PeakModel):
+    """Like the committed model, misses plates wider than half its input; counts its runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def run(self, tensor: np.ndarray):
+        self.runs += 1
+        heat, reg = super().run(tensor)
+        if len(np.nonzero(tensor[0, 0] > 250)[1]) and np.ptp(np.nonzero(tensor[0, 0] > 250)[1]) > 320:
+            heat[:] = 0
+        return [heat, reg]
+
+
+def test_a_close_up_plate_is_found_by_looking_again_at_half_size():
+    det = OnnxPlateDetector(SmallPlatesOnlyModel(), 0.4, 0.45)
+    found = det.detect(_frame_with_plate(150, 400, 1600, 340))  # 83 % of the frame's width
+    assert len(found) == 1 and found[0].box.iou(Box(150, 400, 1600, 340)) > 0.9
+    assert det.model.runs == 2
+    assert OnnxPlateDetector(SmallPlatesOnlyModel(), 0.4, 0.45, zoom_out=False).detect(_frame_with_plate(150, 400, 1600, 340)) == []
+
+
+def test_no_second_look_when_a_plate_was_found_or_the_calibration_bounds_plate_widths():
+    det = OnnxPlateDetector(SmallPlatesOnlyModel(), 0.4, 0.45)
+    assert len(det.detect(_frame_with_plate(800, 500, 160, 36))) == 1 and det.model.runs == 1
+    cal = SimpleNamespace(roi=None, plate_width_px=(1000.0, 1700.0))  # tiles are not needed for plates this wide
+    det = OnnxPlateDetector(SmallPlatesOnlyModel(), 0.4, 0.45, cal)
+    assert det.detect(_frame_with_plate(150, 400, 1600, 340)) == [] and det.model.runs == 1
+
+
 def test_a_plate_across_a_tile_seam_is_found_once_and_whole():
     cal = SimpleNamespace(roi=None, plate_width_px=(100.0, 200.0))
     det = OnnxPlateDetector(PeakModel(), 0.4, 0.45, cal)
