@@ -104,6 +104,7 @@ class Spool:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA secure_delete=ON")  # a deleted read's plate and images are overwritten, not left in free pages
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             self._bytes = self._count_bytes()
@@ -221,6 +222,11 @@ class Spool:
                 raise SpoolError(f"spool {self.path}: cannot purge old reads: {err}") from None
             self._bytes -= freed
             self._maybe_clear_alarm()
+            if n:  # the overwritten pages reach the database file now, and the WAL holding the old ones is emptied
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as err:  # a reader holding the WAL open: the next checkpoint completes it
+                    log.warning("spool %s: checkpoint after retention failed: %s", self.path, err)
         if n:
             log.info("spool %s: retention purged %d read(s) older than %.0f s", self.path, n, age_s)
         return int(n)

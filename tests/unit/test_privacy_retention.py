@@ -18,12 +18,6 @@ def _spool_bytes(folder) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge/spool.py (not this module's owner): a purge deletes rows, but their pages stay in spool.sqlite until "
-    "the next WAL checkpoint (and for good on SQLite builds without SECURE_DELETE). Fix: PRAGMA secure_delete=ON "
-    "at open and PRAGMA wal_checkpoint(TRUNCATE) after a purge that removed reads.",
-)
 def test_purged_reads_leave_no_plate_or_image_bytes_on_disk(tmp_path):
     cfg = F.config(tmp_path, retention_hours=1)
     folder = tmp_path / "spool"
