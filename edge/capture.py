@@ -63,14 +63,32 @@ class FrameSource(Protocol):
 
 
 def decode_image(data: bytes, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """BGR (or, with `flags`, grey or unchanged) image from encoded bytes; None when they are not a readable image."""
+    """BGR (or, with `flags`, grey or unchanged) image from encoded bytes; None when they are not a readable image.
+
+    8-bit whatever the file's depth (but with IMREAD_UNCHANGED): see _to_8bit for 16-bit files.
+    """
     if not data:  # imdecode raises on no bytes
         return None
+    to_8bit = flags in (cv2.IMREAD_COLOR, cv2.IMREAD_GRAYSCALE)
     try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_ANYDEPTH if to_8bit else flags)
     except cv2.error:  # e.g. a corrupt header claiming more pixels than OpenCV allows: it raises, not returns None
         return None
-    return img if img is not None and img.size else None
+    if img is None or not img.size:
+        return None
+    return _to_8bit(img) if to_8bit and img.dtype != np.uint8 else img
+
+
+def _to_8bit(img: np.ndarray) -> np.ndarray | None:
+    """A 16-bit image as 8-bit by its significant bits; None for other depths (float data is not a camera frame).
+
+    Machine-vision and IR cameras store 10- or 12-bit pixels in 16-bit PNG/TIFF. OpenCV's own conversion
+    divides by 256 whatever the bit depth, which left a 12-bit frame black (at most 15 of 255).
+    """
+    if img.dtype != np.uint16:
+        return None
+    shift = max(0, int(img.max()).bit_length() - 8)
+    return (img >> shift).astype(np.uint8)
 
 
 def load_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:

@@ -445,3 +445,18 @@ def test_every_device_path_opens_with_v4l2_stable_links_included(monkeypatch, de
     monkeypatch.setattr(capture.cv2, "VideoCapture", lambda spec, backend, *params: backends.append(backend))
     capture._open_capture(device, 1.0)
     assert backends == [cv2.CAP_V4L2]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_12_bit_frame_in_a_16_bit_file_keeps_its_tones(tmp_path, suffix):
+    """An IR camera's Mono12 frame saved as 16-bit: decoding divided by 256 whatever the depth, a black frame (max 15)."""
+    from edge.capture import decode_image
+
+    ramp = np.tile(np.linspace(0, 4095, 64).astype(np.uint16), (48, 1))  # 12 bits used of 16
+    cv2.imwrite(str(tmp_path / f"ir{suffix}"), ramp)
+    (frame,) = list(open_source(str(tmp_path), CaptureSection()).frames())
+    assert frame.image.dtype == np.uint8 and frame.image.max() == 255
+    assert abs(int(frame.image[0, 32, 0]) - 32 * 4095 // 63 // 16) <= 1
+    full = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (48, 1))  # all 16 bits: the usual 1/256
+    grey = decode_image(cv2.imencode(suffix, full)[1].tobytes(), cv2.IMREAD_GRAYSCALE)
+    assert np.abs(grey.astype(int) - (full >> 8)).max() <= 1
