@@ -300,7 +300,9 @@ class Camera:
 
     def _maybe_retention(self) -> None:
         now = time.monotonic()
-        if now - self._last_retention >= RETENTION_EVERY_S:
+        # At least ten purges per retention period, so a short limit is overrun by a tenth at most.
+        every_s = min(RETENTION_EVERY_S, self.cfg.privacy.retention_hours * 360.0)
+        if now - self._last_retention >= every_s:
             from edge.audit import AuditWriteError
             from edge.privacy import apply_retention
             from edge.spool import SpoolError
@@ -309,7 +311,7 @@ class Camera:
             try:
                 apply_retention(self.spool, self.cfg, self.audit)
             except (SpoolError, AuditWriteError) as err:  # runs on the frame loop: a failed purge is tried again next time, reading goes on
-                log.error("retention: %s; trying again in %.0f s", err, RETENTION_EVERY_S)
+                log.error("retention: %s; trying again in %.0f s", err, every_s)
 
     def _shutdown(self, once: bool, flush_timeout_s: float) -> int:
         status = 0

@@ -241,3 +241,26 @@ def test_a_source_that_fails_still_ends_the_open_passes_as_reads(caplog):
     assert cam.run(threading.Event()) != 0
     assert [t.reading.text for t in emitted] == ["AB12CDE"]
     assert "video backend error" in caplog.text
+
+
+def test_a_short_retention_limit_is_purged_often_enough_to_hold(monkeypatch):
+    from types import SimpleNamespace
+
+    import edge.camera
+    import edge.privacy
+
+    purges = []
+    monkeypatch.setattr(edge.privacy, "apply_retention", lambda spool, cfg, audit: purges.append(1))
+    clock = [1000.0]
+    monkeypatch.setattr(edge.camera.time, "monotonic", lambda: clock[0])
+    cam = camera_with(None)
+    cam.cfg, cam.audit, cam._last_retention = SimpleNamespace(privacy=SimpleNamespace(retention_hours=0.01)), None, -1e9
+    for _ in range(10):  # 36 s limit: a purge every 3.6 s, not every five minutes
+        cam._maybe_retention()
+        clock[0] += 4.0
+    assert len(purges) == 10
+    cam.cfg = SimpleNamespace(privacy=SimpleNamespace(retention_hours=72.0))
+    for _ in range(10):
+        cam._maybe_retention()
+        clock[0] += 4.0
+    assert len(purges) == 10  # a long limit keeps the five-minute pace
