@@ -191,7 +191,12 @@ class Camera:
                 self.gate.moved(frame.image)  # so that, once tracks end, stillness is judged against a recent scene
             results = self.pipeline.process(frame.image, skip=lambda d: self.tracker.is_settled(d.box, frame.timestamp))
             s.detections += len(results)
-            observations = [Observation(frame, r.detection, r.reading) for r in results if r.reading is not None or r.skipped]
+            boxes = [r.detection.box for r in results]
+            observations = [
+                Observation(frame, r.detection, r.reading, tuple(b for j, b in enumerate(boxes) if j != i))
+                for i, r in enumerate(results)
+                if r.reading is not None or r.skipped
+            ]
             finished = self.tracker.update(frame.timestamp, observations, (frame.width, frame.height))
         ms = (time.perf_counter() - t0) * 1e3
         s.recent_ms.append(ms)

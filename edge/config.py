@@ -64,7 +64,7 @@ class CameraSection(_Section):
 
 
 class CaptureSection(_Section):
-    source: str | None = Field(None, description="Folder, video file, rtsp:// or http(s):// URL, /dev/videoN or index; `--source` overrides")
+    source: str | None = Field(None, description="Folder, video file, rtsp:// or http(s):// URL, /dev/videoN or index; `--source` (or `$EDGE_SOURCE`, which keeps a stream password out of `ps`) overrides")
     fps: float = Field(10.0, gt=0, le=240, description="Frame rate assumed for a folder of frames (timestamps) when file times are not used")
     use_file_times: bool = Field(False, description="Folder sources: take timestamps from file modification times")
     reconnect_initial_s: float = Field(1.0, gt=0, le=60, description="First wait before reopening a dropped stream")
@@ -133,7 +133,7 @@ class ImagerySection(_Section):
     overview_jpeg_quality: int = Field(60, ge=10, le=100, description="JPEG quality of the overview (about 25 kB at the defaults)")
     patch_jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality of the plate patch")
     patch_margin: float = Field(0.15, ge=0, le=1, description="Margin around the plate box in the patch, as a fraction of its size")
-    redact_bystanders: bool = Field(True, description="Pixelate bystanders' faces in the overview (never the plate being read)")
+    redact_bystanders: bool = Field(True, description="Pixelate bystanders' faces and other vehicles' plates in the overview (never the plate being read)")
     redact_min_face_px: int = Field(12, ge=6, le=48, description="Smallest face, in overview pixels, that redaction looks for; larger is faster (about 0.8 s per 1080p read at 12, 0.2 s at 24 on one core) but misses smaller faces")
 
 

@@ -6,8 +6,8 @@
 
 Imagery follows UK police practice (NASPLE; the Met's DPIA of the TfL feed): a plate
 patch at native resolution (a few kB) and a small overview of the scene (about 25 kB
-at the defaults: 640 px wide, JPEG quality 60). Bystanders' faces in the overview are
-pixelated before encoding (`edge.redaction`), never the plate being read. What each
+at the defaults: 640 px wide, JPEG quality 60). Bystanders' faces and other vehicles' plates in
+the overview are pixelated before encoding (`edge.redaction`), never the plate being read. What each
 subscriber then receives is decided per feed by `edge.privacy.FeedRouter`.
 """
 
@@ -72,9 +72,11 @@ def plate_patch(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
 
 
 def overview_image(
-    image: np.ndarray, plate: Box, cfg: CameraConfig, detector: BystanderDetector | None = None
+    image: np.ndarray, plate: Box, cfg: CameraConfig, detector: BystanderDetector | None = None,
+    others: tuple[Box, ...] | list[Box] = (),
 ) -> tuple[np.ndarray, int, bool]:
-    """The scaled overview with bystanders redacted (per config); returns (image, regions redacted, searched)."""
+    """The scaled overview with bystanders redacted (per config): their faces, and `others`, the other
+    vehicles' plates found in the frame. Returns (image, regions redacted, searched)."""
     h, w = image.shape[:2]
     width = min(w, cfg.imagery.overview_width)
     f = width / w
@@ -86,6 +88,7 @@ def overview_image(
     detector = detector or FaceDetector(max_width=detection_width(cfg))
     # Detect on the full frame (the detector scales it down to its own working size), redact the overview.
     found = detector.detect(image)
+    found = list(found) + [(b.x, b.y, b.w, b.h) for b in others]
     scaled = [(round(x * f), round(y * f), max(1, round(bw * f)), max(1, round(bh * f))) for x, y, bw, bh in found]
     redacted, n = redact(small, scaled, keep)
     return redacted, n, True
@@ -149,7 +152,7 @@ def build_read(
         entries[PATCH] = image_entry(images[PATCH], patch.shape[1], patch.shape[0])
     if level is ImageryLevel.OVERVIEW:
         det = detector or FaceDetector(max_width=detection_width(cfg))
-        overview, regions, searched = overview_image(frame.image, box, cfg, det)
+        overview, regions, searched = overview_image(frame.image, box, cfg, det, best.others)
         images[OVERVIEW] = encode_jpeg(overview, cfg.imagery.overview_jpeg_quality)
         entries[OVERVIEW] = image_entry(images[OVERVIEW], overview.shape[1], overview.shape[0])
         redaction = {"applied": searched, "detector": det.name if searched else None, "regions": regions}

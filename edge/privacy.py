@@ -352,11 +352,12 @@ def _imagery_text(cfg: CameraConfig) -> list[str]:
                 "is encoded, so their unblurred pixels never leave it; the plate being read is never blurred. "
                 f"Limits: the detector (OpenCV's LBP frontal-face cascade) finds roughly frontal faces at least about "
                 f"{_smallest_face_text(cfg)}; faces in profile and whole bodies are not detected, "
-                "and a missed face is sent unblurred."
+                "and a missed face is sent unblurred. Number plates of other vehicles that the detector found in the "
+                "same frame are pixelated too; a plate it missed (too small, hidden, unlike a plate) is sent as captured."
             )
         else:
-            lines.append("Bystander redaction is OFF: people visible in the overview are sent as captured.")
-        lines.append("Number plates of other vehicles visible in the overview are NOT blurred: they are sent as captured.")
+            lines.append("Bystander redaction is OFF: people and other vehicles' number plates visible in the overview "
+                         "are sent as captured.")
     else:
         lines.append("No overview image is sent.")
     lines.append("Both images come from the frame whose reading was chosen, and their SHA-256 hashes are in the signed record.")

@@ -153,6 +153,7 @@ class Observation:
     frame: Frame
     detection: Detection
     reading: PlateReading | None
+    others: tuple[Box, ...] = ()  # the frame's other plates: bystanders' plates, redacted in this one's overview
 
 
 class Direction(str, Enum):

@@ -100,3 +100,45 @@ def test_a_pass_against_the_calibrated_direction_is_flagged_wrong_way(tmp_path):
     assert build_read(track, cfg, models=F.MODELS, calibration=Calibration(travel_direction="towards")).record["wrong_way"] is True
     assert build_read(track, cfg, models=F.MODELS, calibration=Calibration(travel_direction="away")).record["wrong_way"] is False
     assert build_read(track, cfg, models=F.MODELS).record["wrong_way"] is None
+
+
+class _NoFaces:
+    name = "none"
+
+    def detect(self, image):
+        return []
+
+
+@pytest.mark.parametrize("redact", [True, False])
+def test_other_vehicles_plates_are_pixelated_in_the_overview_when_bystanders_are_redacted(tmp_path, redact):
+    from edge.context import overview_image
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (720, 1280, 3)).astype(np.uint8)  # fine detail everywhere: pixelation shows
+    plate, other = Box(200, 500, 160, 36), Box(900, 420, 150, 34)
+    cfg = F.config(tmp_path, imagery={"overview_width": 1280, "redact_bystanders": redact})
+    out, regions, _ = overview_image(image, plate, cfg, _NoFaces(), others=(other,))
+    changed = (out.astype(int) != image.astype(int)).any(axis=2)
+    assert changed[420:454, 900:1050].mean() > (0.9 if redact else -1) and regions == (1 if redact else 0)
+    if not redact:
+        assert not changed.any()
+    assert not changed[500:536, 200:360].any()  # the plate being read stays exactly as captured
+
+
+def test_each_observation_carries_the_frames_other_plates(tmp_path):
+    from types import SimpleNamespace
+
+    from edge.camera import Camera
+    from edge.pipeline import PlateResult
+    from edge.types import Detection
+
+    a, b = Detection(Box(10, 10, 100, 25), 0.9), Detection(Box(400, 300, 90, 22), 0.8)
+    seen = []
+    cam = Camera.__new__(Camera)  # the frame loop alone: a stand-in pipeline and tracker
+    cam.gate, cam.stats = None, SimpleNamespace(frames=1, detections=0, recent_ms=[], frame_ms=0.0, fps=0.0, still_frames=0)
+    cam.pipeline = SimpleNamespace(process=lambda image, skip: [PlateResult(a, F.track().reading), PlateResult(b, None, True)])
+    cam.tracker = SimpleNamespace(open_tracks=0, is_settled=lambda box, t: False,
+                                  update=lambda t, obs, size=None: seen.extend(obs) or [])
+    frame = F.track().best.frame
+    cam._process(frame)
+    assert [o.others for o in seen] == [(b.box,), (a.box,)]

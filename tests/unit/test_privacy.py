@@ -296,14 +296,17 @@ def test_a_hotlist_version_that_cannot_be_audited_is_not_used(tmp_path):
 
 
 def test_privacy_report_does_not_overstate_redaction_and_names_an_unusable_key(tmp_path):
-    """It said 'the unblurred scene never leaves' the camera, though other vehicles' plates in the
-    overview and the patch's margin are sent as captured, and it described a pseudonymised feed
+    """It said 'the unblurred scene never leaves' the camera, though plates the detector missed and the
+    patch's margin are sent as captured, and it described a pseudonymised feed
     whose key file was missing (the camera then refuses to start) as working."""
     cfg = F.config(tmp_path, imagery={"redact_bystanders": True},
                    feeds=[{"name": "counts", "kind": "pseudonymised", "hmac_key_file": "missing.key"}])
     text = privacy_report(cfg)
     assert "unblurred scene never leaves" not in text
-    assert "Number plates of other vehicles visible in the overview are NOT blurred" in text
+    assert "Number plates of other vehicles that the detector found in the same frame are pixelated too" in text
+    assert "a plate it missed (too small, hidden, unlike a plate) is sent as captured" in text
+    off = privacy_report(F.config(tmp_path, imagery={"redact_bystanders": False}))
+    assert "people and other vehicles' number plates visible in the overview are sent as captured" in off
     assert "It is not searched for faces" in text
     assert "missing.key (NOT USABLE NOW, the camera will not start" in text
     assert "frames are at least 1280 pixels wide" in text  # the 12 px promise holds only there
