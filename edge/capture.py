@@ -180,9 +180,10 @@ def _mtime(path: Path) -> datetime | None:
 
 def _open_capture(spec: str | int, timeout_s: float) -> cv2.VideoCapture:
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout_s * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout_s * 1000)]
-    # Every /dev path is a V4L2 device, the stable /dev/v4l/by-id/... and by-path/... links included (a box
-    # with several USB cameras names them so): FFmpeg would try to read the device node as a media file.
-    if isinstance(spec, int) or str(spec).startswith("/dev/"):
+    # Every /dev path but a file (on the /dev/shm RAM disk) is a V4L2 device, the stable /dev/v4l/by-id/... and
+    # by-path/... links included (a box with several USB cameras names them so): FFmpeg would try to read the
+    # device node as a media file.
+    if isinstance(spec, int) or (spec.startswith("/dev/") and not os.path.isfile(spec)):
         cap = cv2.VideoCapture(spec, cv2.CAP_V4L2)
     else:
         cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)
@@ -370,11 +371,14 @@ def open_source(spec: str, cfg: CaptureSection) -> FrameSource:
         return LiveSource(int(spec), cfg)
     if re.match(r"^(rtsp|rtsps|http|https|rtmp|udp|tcp)://", spec, re.I):
         return LiveSource(spec, cfg)
+    path = Path(spec)
     if spec.startswith("/dev/"):
         if not os.path.exists(spec):
             raise SourceError(f"{spec}: no such device")
-        return LiveSource(spec, cfg)
-    path = Path(spec)
+        # A device node; a recording or a folder of frames on /dev/shm (a RAM disk) is read as such, not
+        # handed to V4L2 (which cannot open it) and retried for ever.
+        if not (path.is_file() or path.is_dir()):
+            return LiveSource(spec, cfg)
     if path.is_dir():
         return FolderSource(path, cfg)
     if path.is_file():

@@ -1,3 +1,4 @@
+import os
 import threading
 import time
 from datetime import datetime
@@ -460,3 +461,31 @@ def test_a_12_bit_frame_in_a_16_bit_file_keeps_its_tones(tmp_path, suffix):
     full = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (48, 1))  # all 16 bits: the usual 1/256
     grey = decode_image(cv2.imencode(suffix, full)[1].tobytes(), cv2.IMREAD_GRAYSCALE)
     assert np.abs(grey.astype(int) - (full >> 8)).max() <= 1
+
+
+def test_a_recording_on_the_dev_shm_ram_disk_is_read_as_a_file_not_a_device():
+    """/dev/shm/clip.mp4 was taken for a camera device because of its /dev/ prefix: it never opened (or replayed for ever)."""
+    import shutil
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        pytest.skip("no writable /dev/shm")
+    folder = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        write_frames(folder / "frames", 2)
+        clip = folder / "clip.avi"
+        out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+        for i in range(3):
+            out.write(np.full((48, 64, 3), i * 60, np.uint8))
+        out.release()
+        video = open_source(str(clip), CaptureSection())
+        frames = open_source(str(folder / "frames"), CaptureSection())
+        try:
+            assert isinstance(video, VideoFileSource) and len(list(video.frames())) == 3
+            assert isinstance(frames, FolderSource)
+        finally:
+            video.close()
+            frames.close()
+    finally:
+        shutil.rmtree(folder)
