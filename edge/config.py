@@ -266,6 +266,20 @@ class CameraConfig(_Section):
             return path
         return self.source_file.parent / path
 
+    def missing_files(self) -> list[str]:
+        """One line per file the configuration names that does not exist, naming the key, its value and
+        where it was looked for (what `edge run` would refuse at start; checked by `edge validate-config`)."""
+        named: list[tuple[str, Path | None]] = [("camera.calibration", self.camera.calibration)]
+        for i, feed in enumerate(self.privacy.feeds):
+            named += [(f"privacy.feeds[{i}].hmac_key_file", feed.hmac_key_file), (f"privacy.feeds[{i}].hotlist_file", feed.hotlist_file)]
+        named += [(f"mqtt.{k}", getattr(self.mqtt, k)) for k in ("password_file", "ca_file", "cert_file", "key_file")]
+        where = f"{self.source_file}: " if self.source_file is not None else ""
+        return [
+            f"{where}{key} = '{value}': {self.resolve(value)} not found"
+            for key, value in named
+            if value is not None and not self.resolve(value).is_file()  # type: ignore[union-attr]
+        ]
+
     def model_path(self, path: Path) -> Path:
         """A model path: absolute, relative to the config file, or a bare name in models/."""
         if path.is_absolute():

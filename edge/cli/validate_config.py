@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Exit 0 when all are valid, 1 otherwise; each error names the file, key, value and what is allowed.",
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="camera, calibration or site TOML files")
-    p.add_argument("--site", action="store_true", help="the files are site files (edge serve)")
+    p.add_argument("--site", action="store_true", help="the files are site files (edge serve); a file with [[cameras]] is taken as one anyway")
     p.add_argument("--explain", action="store_true", help="print every camera key with its default and meaning")
     p.add_argument("--markdown", action="store_true", help="with --explain: as a Markdown table (the README's reference)")
     p.set_defaults(func=run)
@@ -39,15 +39,14 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            if args.site:
+            if args.site or _is_site_file(path):
                 _check_site(load_site_config(path))
             elif _is_calibration_file(path):
                 from edge.calibrate.file import load_calibration
 
                 load_calibration(path)
             else:
-                cfg = load_camera_config(path)
-                _check_calibration(cfg)
+                _check_camera(load_camera_config(path))
         except ConfigError as err:
             failed += 1
             print(err, file=sys.stderr)
@@ -56,19 +55,34 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _is_site_file(path: str) -> bool:
+    """A site file (edge serve) lists its cameras in [[cameras]]; a camera file never has that key."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return "cameras" in tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False  # the camera loader says what is wrong with the file
+
+
 def _is_calibration_file(path: str) -> bool:
     from edge.calibrate.file import is_calibration_file
 
     return is_calibration_file(path)
 
 
-def _check_calibration(cfg) -> None:
+def _check_camera(cfg) -> None:
+    """What `edge run` would refuse at start beyond the file itself: files it names that are missing,
+    and a calibration file that is not valid."""
+    missing = cfg.missing_files()
+    if missing:
+        raise ConfigError("\n".join(missing))
     calib = cfg.resolve(cfg.camera.calibration)
-    if calib is None:
-        return
-    from edge.calibrate.file import load_calibration
+    if calib is not None:
+        from edge.calibrate.file import load_calibration
 
-    load_calibration(calib)
+        load_calibration(calib)
 
 
 def _check_site(site) -> None:
@@ -77,4 +91,4 @@ def _check_site(site) -> None:
 
     camera_commands(site)
     for entry in site.cameras:
-        _check_calibration(load_camera_config(entry.config if entry.config.is_absolute() else site.source_file.parent / entry.config))
+        _check_camera(load_camera_config(entry.config if entry.config.is_absolute() else site.source_file.parent / entry.config))
