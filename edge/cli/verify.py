@@ -92,6 +92,9 @@ def check_line(line: str, trusted: dict[str, bytes] | None, folder: Path | None,
         return None, ["not valid JSON: nested too deeply"], []
     if not isinstance(record, dict):
         return None, ["not a JSON object"], []
+    # `edge receive` prints each read with its receipt added (when and how it arrived): not part of
+    # what the camera signed, so it is set aside and the record is checked as the camera sent it.
+    record.pop("received", None)
     if not isinstance(record.get("images") or {}, dict):  # the checks below take it for {kind: entry}
         return record, [f"'images' is {json.dumps(record['images'])[:60]}, expected an object of image kinds"], []
     problems: list[str] = []

@@ -73,8 +73,6 @@ def test_reads_arrive_on_the_default_topic_with_the_promised_fields(broker: Brok
         assert datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).utcoffset() == timedelta(0)
 
 
-@pytest.mark.xfail(strict=True, reason="edge receive prints each read with an added top-level 'received' object, "
-                   "which edge verify takes for a signed field: every read piped from receive to verify fails")
 def test_what_edge_receive_prints_verifies_with_edge_verify(broker: Broker, pki: Pki, tmp_path: Path):
     # An integrator's chain: `edge receive ... > reads.jsonl`, then `edge verify reads.jsonl --keys K --images DIR/images`
     # (verify's --images help names "<read_id>/<kind>.jpg (as edge receive stores them)").
