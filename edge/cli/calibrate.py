@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import shlex
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Fill one section of a camera's calibration file (TOML), keeping the others. "
         "See calibration/README.md for the whole procedure.",
     )
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])  # usage error: stdout is for machine output
     cmds = p.add_subparsers(dest="calibrate_command", metavar="STEP")
 
     lens = cmds.add_parser(

@@ -21,7 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+try:
+    import torch
+except ImportError:  # training is an optional extra: say how to get it instead of a traceback
+    raise SystemExit("training needs torch: scripts/setup.sh --train (installs the CPU build)") from None
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset

@@ -78,12 +78,8 @@ def test_a_missing_or_malformed_input_is_exit_2_naming_it(argv, named, capsys):
     assert named in err and "Traceback" not in err
 
 
-CALIBRATE_HELP_ON_STDOUT = pytest.mark.xfail(
-    strict=True, reason="`edge calibrate` without a step exits 2 but prints its help to stdout, not stderr as `edge` alone does")
-
-
 @pytest.mark.parametrize("argv", [["nosuchcommand"], ["read", "--nosuchflag", SAMPLE], ["schema", "extra"], [],
-                                  ["audit"], pytest.param(["calibrate"], marks=CALIBRATE_HELP_ON_STDOUT), ["keygen"],
+                                  ["audit"], ["calibrate"], ["keygen"],
                                   ["validate-config"]], ids=" ".join)
 def test_bad_usage_is_exit_2_and_said_on_stderr(argv, capsys):
     assert status(argv) == 2
