@@ -67,6 +67,8 @@ def load_labelled_folder(folder: str | Path) -> list[LabelledImage]:
     """All images of a labelled folder with their plates, sorted by file name."""
     folder = Path(folder)
     csv_path = folder / "labels.csv"
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder")
     if not csv_path.is_file():
         raise ConfigError(f"{folder}: not a labelled folder (no labels.csv; expected header image,plate,x,y,w,h)")
     try:  # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, which would hide the 'image' column

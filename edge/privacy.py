@@ -410,7 +410,7 @@ def _feed_text(cfg: CameraConfig, feed: FeedConfig, n: int) -> list[str]:
     hot = cfg.resolve(feed.hotlist_file)
     try:
         hotlist = Hotlist(hot)
-        count = f"{len(hotlist)} plates now"
+        count = f"{len(hotlist)} plate{'' if len(hotlist) == 1 else 's'} now"
         if hotlist.bad_lines:
             count += f"; lines {_line_numbers(list(hotlist.bad_lines))} are not plates and are ignored"
     except ConfigError as err:
