@@ -351,6 +351,10 @@ def run_confidence(args: argparse.Namespace) -> int:
     which = ", ".join(f"{name} sha256 {digest[:12]}" for name, digest in sorted(models.items())) or type(reader).__name__
     made_by += f"; reader {which}; held-back ECE {fit.ece_raw:.3f} raw -> {fit.ece_calibrated:.3f} calibrated"
     _update(args, "confidence", Calibration(confidence_knots=fit.knots), made_by, None)
+    if fit.ece_calibrated >= fit.ece_raw:
+        log.warning("confidence: on the held-back reads the map is no better than the raw scores (ECE %.3f raw, %.3f "
+                    "mapped): the reader is already calibrated for these reads; the [confidence] section of %s may be "
+                    "deleted", fit.ece_raw, fit.ece_calibrated, args.out)
     summary = fit.summary()
     summary.update(out=str(args.out), unread=unread)
     _print(summary)

@@ -164,8 +164,6 @@ def test_verify_accepts_the_reads_with_the_cameras_key_and_refuses_a_changed_one
 
 
 @needs_models
-@pytest.mark.xfail(strict=True, reason="calibration/demo.toml's [plate_size] predates the detector of 01:33/01:50 "
-                   "(committed 01:30): the documented command now gives width_px [87.5, 224.0], not [88.9, 220.2]")
 def test_plate_size_command_reproduces_the_committed_demo_calibration(tmp_path: Path):
     from edge.calibrate.file import load_calibration
 
