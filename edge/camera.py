@@ -62,7 +62,26 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
 
+def _lock_camera_dir(folder: Path, camera_id: str) -> TextIO:
+    """Hold `folder`'s lock for this process's life: two processes on one camera (a second `edge serve`,
+    or a manual `edge run` beside the unit's) would interleave one spool and break one audit chain."""
+    import fcntl
+
+    from edge.errors import ConfigError
+
+    path = folder / ".lock"
+    f = open(path, "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise ConfigError(f"camera {camera_id}: already running (another process holds {path})") from None
+    return f
+
+
 class Camera:
+    _lock: TextIO | None = None  # the camera folder's lock (see _lock_camera_dir)
+
     def __init__(self, cfg: CameraConfig, source: FrameSource, *, spool_dir: Path | None = None, out: TextIO | None = sys.stdout) -> None:
         from edge.privacy import FeedRouter, camera_dir, open_audit, signing_key_path
         from edge.signing import Signer
@@ -75,6 +94,7 @@ class Camera:
         cam = cfg.camera.id
         self.dir = camera_dir(cfg, spool_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_camera_dir(self.dir, cam)
 
         self.pipeline = ImagePipeline.from_config(cfg)  # loads the calibration the config names
         self.calibration = self.pipeline.calibration
@@ -335,6 +355,8 @@ class Camera:
         elif self.spool.depth():
             log.info("no broker configured: %d read(s) kept in %s for a later run with --broker", self.spool.depth(), self.spool_path)
         self.spool.close()
+        if self._lock is not None:  # the folder is free for the next start (the OS frees it anyway at exit)
+            self._lock.close()
         s = self.stats
         log.info(
             "done: %d frames (%d still, %d dropped, %d unreadable), %d detections, %d reads, %d below confidence; "

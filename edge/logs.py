@@ -8,7 +8,8 @@ import sys
 
 # scheme://user:password@host -> scheme://***@host ; also ?password=... in query strings.
 # The user info runs to the LAST '@' before the path: cameras accept an unencoded '@' in a password.
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s]+@")
+# A mistyped scheme ("rtsp:/user:pw@host") is masked too: it reaches error messages as typed.
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*:/+)[^/\s]+@")
 _QUERY_SECRET = re.compile(r"(?i)((?:password|passwd|pass|pwd|token|key)=)[^&\s]+")
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
-import stat
 import re
+import stat
 import threading
 import unicodedata
 import uuid
@@ -33,6 +34,8 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from pydantic_core import PydanticSerializationError
 
 from edge.audit import HOTLIST_LOADED, READ_PUBLISHED, RETENTION_PURGE, AuditLog
 from edge.config import CameraConfig, FeedConfig, FeedKind, ImageryLevel
@@ -79,7 +82,11 @@ def signing_key_path(cfg: CameraConfig, spool_dir: Path | None = None) -> Path:
 
 def config_digest(cfg: CameraConfig) -> str:
     """SHA-256 of the validated configuration (defaults included), for the audit log."""
-    return sha256_hex(cfg.model_dump_json().encode("utf-8"))
+    try:
+        data = cfg.model_dump_json()
+    except PydanticSerializationError:  # a path that is not valid UTF-8 (kept by Python as surrogates)
+        data = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)  # ensure_ascii escapes the stray bytes
+    return sha256_hex(data.encode("utf-8"))
 
 
 def open_audit(cfg: CameraConfig, spool_dir: Path | None = None) -> AuditLog:

@@ -264,3 +264,22 @@ def test_a_short_retention_limit_is_purged_often_enough_to_hold(monkeypatch):
         cam._maybe_retention()
         clock[0] += 4.0
     assert len(purges) == 10  # a long limit keeps the five-minute pace
+
+
+def test_a_second_process_on_one_camera_folder_is_refused_until_the_first_ends(tmp_path):
+    import subprocess
+    import sys
+
+    from edge.camera import _lock_camera_dir
+    from edge.errors import ConfigError
+
+    held = _lock_camera_dir(tmp_path, "north")
+    # Another process (a second `edge serve`, or a manual `edge run` beside the unit's) is refused.
+    probe = ("import sys; from pathlib import Path; from edge.camera import _lock_camera_dir\n"
+             "try:\n    _lock_camera_dir(Path(sys.argv[1]), 'north')\nexcept Exception as e:\n    print(e); sys.exit(3)")
+    other = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert other.returncode == 3 and "camera north: already running" in other.stdout
+    with pytest.raises(ConfigError, match="already running"):
+        _lock_camera_dir(tmp_path, "north")
+    held.close()
+    _lock_camera_dir(tmp_path, "north").close()

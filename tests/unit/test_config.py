@@ -150,3 +150,13 @@ def test_site_restart_backoff_must_be_in_order(tmp_path):
     p = write(tmp_path, 'restart_initial_s = 30\nrestart_max_s = 5\n[[cameras]]\nconfig = "cam.toml"\n', "site.toml")
     with pytest.raises(ConfigError, match="restart_max_s = 5.0 must be at least restart_initial_s = 30.0"):
         load_site_config(p)
+
+
+def test_a_motion_threshold_that_would_blind_the_camera_is_refused():
+    import pytest as _pytest
+
+    from edge.config import CameraConfig
+    from edge.errors import ConfigError
+
+    with _pytest.raises(ConfigError, match="detector.motion_threshold"):
+        CameraConfig().with_overrides(detector={"motion_threshold": 0.5})

@@ -46,3 +46,9 @@ def test_a_logged_traceback_is_masked_too(root_logging, capsys):
 
 def test_camera_query_string_passwords_are_masked():
     assert redact("http://cam/videostream.cgi?user=admin&pass=hunter2") == "http://cam/videostream.cgi?user=admin&pass=***"
+
+
+def test_credentials_in_a_url_with_a_mistyped_scheme_are_masked():
+    from edge.logs import redact
+
+    assert redact("no such folder: rtsp:/admin:hunter2@10.0.0.5/stream") == "no such folder: rtsp:/***@10.0.0.5/stream"

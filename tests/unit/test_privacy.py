@@ -347,3 +347,11 @@ def test_a_purge_whose_audit_entry_failed_is_audited_with_the_next_one(tmp_path,
     entries = [json.loads(line) for line in audit.path.read_text().splitlines()]
     assert [(e["event"], e["removed"]) for e in entries] == [("retention_purge", 2)]
     assert apply_retention(spool, cfg, audit) == 0 and len(audit.path.read_text().splitlines()) == 1
+
+
+def test_config_digest_of_a_path_that_is_not_utf8_is_made_not_a_crash(tmp_path):
+    from edge.privacy import config_digest
+
+    odd = F.config(tmp_path).with_overrides(capture={"source": "/srv/caf\udce9/frames"})  # Latin-1 byte kept by Python
+    plain = F.config(tmp_path).with_overrides(capture={"source": "/srv/cafe/frames"})
+    assert len(config_digest(odd)) == 64 and config_digest(odd) != config_digest(plain)
