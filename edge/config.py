@@ -365,7 +365,11 @@ def load_camera_config(path: str | Path | None) -> CameraConfig:
 
 def load_site_config(path: str | Path) -> SiteConfig:
     path = Path(path)
-    return _validate(SiteConfig, read_toml(path), path)
+    data = read_toml(path)
+    if "cameras" not in data and "camera" in data:  # a camera file given where a site file belongs
+        raise ConfigError(f"{path}: this is a camera file ([camera]); a site file lists its cameras in "
+                          "[[cameras]] (see examples/site.toml), and `edge run --config` runs one camera")
+    return _validate(SiteConfig, data, path)
 
 
 def field_reference(model: type[BaseModel] = CameraConfig, prefix: str = "") -> list[tuple[str, str, str]]:

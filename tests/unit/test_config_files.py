@@ -44,3 +44,10 @@ def test_edge_run_refuses_a_camera_whose_files_are_missing_naming_them(tmp_path:
     err = capsys.readouterr().err
     assert "camera.calibration = 'cal/north.toml'" in err and "privacy.feeds[1].hotlist_file = 'hotlist.txt'" in err
     assert "Traceback" not in err
+
+
+def test_a_camera_file_given_as_a_site_file_is_named_as_such(capsys) -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert main(["serve", "--config", str(root / "examples" / "demo.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "this is a camera file" in err and "unknown key" not in err
