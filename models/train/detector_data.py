@@ -103,6 +103,58 @@ def prepare(datasets: Path, out: Path) -> dict[str, int]:
     return {"real_images": len(records), "crops": n_crops, "fonts": len(list((out / "fonts").iterdir()))}
 
 
+def find_unlabelled(data_dir: Path, model: Path, threshold: float = 0.3) -> dict[str, int]:
+    """Add to `real.json` the plates the labels leave out, as regions training ignores.
+
+    The openalpr scenes label one plate per image and the Romanian frames skip far plates: trained as
+    they are, every other real plate in view is taught as background, which costs recall on exactly
+    the small and far plates the detector misses. A detection (of `model`, at `threshold`) that
+    matches no label and that the reader reads as 5-8 characters mixing letters and digits at a
+    confidence of at least 0.3 is taken for such a plate. Badges, signs, clocks and grilles read as
+    letters only, digits only or at confidences under 0.1 (checked by eye on the 24 candidates of a
+    looser rule, models/detector.md).
+    Train split only: these are the files `prepare` wrote."""
+    from edge.config import CameraConfig
+    from edge.detect import load_detector
+    from edge.read import crop_plate, load_reader
+
+    cfg = CameraConfig().with_overrides(detector={"model": str(model.resolve()), "threshold": threshold})
+    detector, reader = load_detector(cfg), load_reader(cfg)
+    index = data_dir / "real.json"
+    records = json.loads(index.read_text())
+    found = 0
+    for rec in records:
+        img = cv2.imread(str(data_dir / "real" / rec["image"]), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        labels = [np.array(b, np.float32) for b in rec["boxes"]]
+        extra = []
+        for d in detector.detect(img):
+            b = np.array(d.box.as_list(), np.float32)
+            if any(_iou(b, lab) >= 0.3 for lab in labels):
+                continue
+            r = reader.read([crop_plate(img, d)])[0]
+            if r is not None and _plate_like(r.text) and r.confidence >= 0.3:
+                extra.append([float(v) for v in b])
+        rec["ignore"] = extra
+        found += len(extra)
+    index.write_text(json.dumps(records))
+    return {"images": len(records), "unlabelled_plates": found, "with_any": sum(1 for r in records if r.get("ignore"))}
+
+
+def _plate_like(text: str) -> bool:
+    """5-8 characters mixing letters and digits, as nearly every plate does; badges and signs read as
+    letters only, clocks and fleet numbers as digits only."""
+    return 5 <= len(text) <= 8 and any(c.isalpha() for c in text) and any(c.isdigit() for c in text)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return float(inter / max(a[2] * a[3] + b[2] * b[3] - inter, 1e-6))
+
+
 # --------------------------------------------------------------------------- letterbox
 
 
@@ -132,14 +184,24 @@ def place(image: np.ndarray, scale: float, dx: int, dy: int, dst_hw: tuple[int, 
 class Target:
     box: tuple[float, float, float, float]  # x, y, w, h in input pixels
     corners: np.ndarray | None  # 4x2 input pixels, or None when unknown (real photos)
+    ignore: bool = False  # an unlabelled real plate (see `ignore` below): neither a plate nor background
 
 
 def encode(targets: list[Target], out_hw: tuple[int, int] = OUT_HW, stride: int = STRIDE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense targets: heat (1,H,W), reg (12,H,W), mask (2,H,W) = (box regression weight, corner weight)."""
+    """Dense targets: heat (1,H,W), reg (12,H,W), mask (3,H,W) = (box regression weight, corner weight,
+    background weight of the heat loss: 0 over ignored regions, 1 elsewhere)."""
     oh, ow = out_hw
     heat = np.zeros((1, oh, ow), np.float32)
     reg = np.zeros((REG_CHANNELS, oh, ow), np.float32)
-    mask = np.zeros((2, oh, ow), np.float32)
+    mask = np.zeros((3, oh, ow), np.float32)
+    mask[2] = 1.0
+    for t in targets:
+        if t.ignore:  # the box and one cell round it: the model is neither rewarded nor punished there
+            x, y, w, h = t.box
+            i0, j0 = max(0, int(y / stride) - 1), max(0, int(x / stride) - 1)
+            i1, j1 = min(oh, int((y + h) / stride) + 2), min(ow, int((x + w) / stride) + 2)
+            mask[2, i0:i1, j0:j1] = 0.0
+    targets = [t for t in targets if not t.ignore]
     ys, xs = np.mgrid[0:oh, 0:ow].astype(np.float32)
     # Small plates first so a big plate's regression wins where their 3x3 neighbourhoods meet.
     for t in sorted(targets, key=lambda t: -t.box[2] * t.box[3]):
@@ -174,6 +236,10 @@ def encode(targets: list[Target], out_hw: tuple[int, int] = OUT_HW, stride: int 
 class RealImage:
     image: np.ndarray
     boxes: list[tuple[float, float, float, float]]
+    ignore: list[tuple[float, float, float, float]] = None  # type: ignore[assignment]  # unlabelled plates (`ignore`)
+
+    def __post_init__(self) -> None:
+        self.ignore = list(self.ignore or [])
 
 
 def load_prepared(data_dir: Path) -> tuple[list[RealImage], list[np.ndarray]]:
@@ -184,7 +250,7 @@ def load_prepared(data_dir: Path) -> tuple[list[RealImage], list[np.ndarray]]:
         for rec in json.loads(index.read_text()):
             img = cv2.imread(str(data_dir / "real" / rec["image"]), cv2.IMREAD_COLOR)
             if img is not None:
-                reals.append(RealImage(img, [tuple(b) for b in rec["boxes"]]))
+                reals.append(RealImage(img, [tuple(b) for b in rec["boxes"]], [tuple(b) for b in rec.get("ignore", [])]))
     crops = []
     for p in sorted((data_dir / "crops").glob("*.jpg")) if (data_dir / "crops").is_dir() else []:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
@@ -214,14 +280,18 @@ def real_sample(rng: np.random.Generator, real: RealImage) -> tuple[np.ndarray, 
     # Place the whole image so that the window's corner lands at (dx, dy).
     canvas = place(img, scale, int(round(dx - x0 * scale)), int(round(dy - y0 * scale)))
     targets = []
-    for bx, by, bw, bh in real.boxes:
+    for (bx, by, bw, bh), ignore in [(b, False) for b in real.boxes] + [(b, True) for b in real.ignore]:
         nx, ny = (bx - x0) * scale + dx, (by - y0) * scale + dy
         nw, nh = bw * scale, bh * scale
         cx0, cy0 = max(nx, 0), max(ny, 0)
         cx1, cy1 = min(nx + nw, INPUT_HW[1]), min(ny + nh, INPUT_HW[0])
-        if cx1 <= cx0 or cy1 <= cy0 or (cx1 - cx0) * (cy1 - cy0) < 0.6 * nw * nh:
+        if cx1 <= cx0 or cy1 <= cy0:
             continue
-        targets.append(Target((cx0, cy0, cx1 - cx0, cy1 - cy0), None))
+        if (cx1 - cx0) * (cy1 - cy0) < 0.6 * nw * nh:
+            if not ignore:  # a plate cut by the window edge is no lesson either way
+                targets.append(Target((cx0, cy0, cx1 - cx0, cy1 - cy0), None, ignore=True))
+            continue
+        targets.append(Target((cx0, cy0, cx1 - cx0, cy1 - cy0), None, ignore=ignore))
     return canvas, targets
 
 
@@ -264,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("prepare", help="copy the train split, plate crops and fonts into one folder for training")
     p.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     p.add_argument("--out", type=Path, default=Path(".data/detector"))
+    u = sub.add_parser("ignore", help="mark real plates the labels leave out (found by a detector and the reader) as regions training ignores")
+    u.add_argument("--data", type=Path, default=Path(".data/detector"))
+    u.add_argument("--model", type=Path, default=Path("models/detector.onnx"))
+    u.add_argument("--threshold", type=float, default=0.3)
     s = sub.add_parser("preview", help="write a grid of samples with their labels drawn, to check the data by eye")
     s.add_argument("--data", type=Path, default=Path(".data/detector"))
     s.add_argument("--out", type=Path, default=Path("runs/detector_preview.jpg"))
@@ -273,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "prepare":
         print(json.dumps(prepare(args.datasets, args.out)))
         return 0
+    if args.cmd == "ignore":
+        print(json.dumps(find_unlabelled(args.data, args.model, args.threshold)))
+        return 0
     ds = DetectorDataset(args.data if args.data.is_dir() else None, args.count, args.seed)
     tiles = []
     for i in range(args.count):
@@ -280,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         img = img.copy()
         for t in targets:
             x, y, w, h = (int(round(v)) for v in t.box)
-            cv2.rectangle(img, (x, y), (x + w, y + h), (0, 0, 255), 1)
+            cv2.rectangle(img, (x, y), (x + w, y + h), (255, 128, 0) if t.ignore else (0, 0, 255), 1)
             if t.corners is not None:
                 cv2.polylines(img, [t.corners.astype(np.int32)], True, (0, 255, 0), 1)
         tiles.append(img)

@@ -125,12 +125,15 @@ class ExportWrapper(nn.Module):
 # --------------------------------------------------------------------------- loss
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss, normalised by the number of plates."""
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, background: torch.Tensor | None = None) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, normalised by the number of plates. `background` (N,1,H,W)
+    weighs the loss of not-a-plate cells: 0 over unlabelled real plates, which must not be taught as background."""
     p = torch.sigmoid(logits.float()).clamp(1e-4, 1 - 1e-4)
     pos = target.eq(1).float()
     pos_loss = torch.log(p) * (1 - p) ** 2 * pos
     neg_loss = torch.log(1 - p) * p**2 * (1 - target) ** 4 * (1 - pos)
+    if background is not None:
+        neg_loss = neg_loss * background
     return -(pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1)
 
 
@@ -204,7 +207,7 @@ def train(args: argparse.Namespace) -> Path:
         heat, reg, mask = (t.to(device, non_blocking=True) for t in (heat, reg, mask))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             heat_logits, reg_pred = net(imgs)
-        l_heat = focal_loss(heat_logits, heat)
+        l_heat = focal_loss(heat_logits, heat, mask[:, 2:3])
         l_box, l_corner = reg_loss(reg_pred, reg, mask)
         loss = l_heat + l_box + 2.0 * l_corner
         opt.zero_grad(set_to_none=True)
