@@ -16,7 +16,9 @@ This module does everything around the network in numpy/OpenCV:
    more inference; at most MAX_TILES).
 2. Letterbox each window: resize the uint8 image (INTER_AREA when shrinking, as in
    training), paste it top-left on a grey canvas.
-3. Decode: local maxima of the heat map above the threshold -> box and corners.
+3. Decode: local maxima of the heat map above the threshold -> box and corners. An
+   uncalibrated picture in which nothing was found is looked at once more drawn at
+   half size (ZOOM_OUT), for close-ups whose plate is wider than any seen in training.
 4. Map back to frame pixels, drop boxes whose centre is outside the ROI polygon or
    whose width is implausible for the calibrated plate size, then greedy NMS.
 """
