@@ -358,6 +358,8 @@ def compose_scene(
         aspect = plate.shape[1] / plate.shape[0]
         pw = float(np.exp(rng.uniform(np.log(MIN_PLATE_W), np.log(min(MAX_PLATE_W, w * 0.6)))))
         ph = pw / aspect * rng.uniform(0.9, 1.1)
+        if ph * 1.5 > h:  # a tall (square) plate this wide cannot stand in the scene; numpy >= 2.4 refuses the range
+            continue
         cx, cy = rng.uniform(pw * 0.4, w - pw * 0.4), rng.uniform(ph, h - ph * 0.5)
         quad = _plate_quad(rng, cx, cy, pw, ph)
         placed = PlacedPlate(quad, text)

@@ -215,6 +215,8 @@ def train(args: argparse.Namespace) -> Path:
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         opt.step()
         step += 1
+        if step % 200 == 0:  # a CPU run lasts hours: keep what it has learnt should it stop
+            torch.save({"model": net.state_dict(), "meta": {"init": init_meta, "steps": step, "partial": True}}, out / "detector_partial.pt")
         if step % args.log_every == 0 or step == 1:
             rate = step * args.batch / (time.time() - t0)
             row = {"step": step, "loss": loss.item(), "heat": l_heat.item(), "box": l_box.item(), "corner": l_corner.item(), "lr": lr, "samples_per_s": rate}
