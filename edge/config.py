@@ -280,6 +280,12 @@ class CameraConfig(_Section):
             if value is not None and not self.resolve(value).is_file()  # type: ignore[union-attr]
         ]
 
+    def require_files(self) -> None:
+        """Raise ConfigError naming every missing file (see missing_files)."""
+        missing = self.missing_files()
+        if missing:
+            raise ConfigError("\n".join(missing))
+
     def model_path(self, path: Path) -> Path:
         """A model path: absolute, relative to the config file, or a bare name in models/."""
         if path.is_absolute():

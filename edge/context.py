@@ -87,8 +87,7 @@ def overview_image(
     keep = [_clip_rect(plate.x * f, plate.y * f, (plate.x + plate.w) * f, (plate.y + plate.h) * f, sw, sh)]
     detector = detector or FaceDetector(max_width=detection_width(cfg))
     # Detect on the full frame (the detector scales it down to its own working size), redact the overview.
-    found = detector.detect(image)
-    found = list(found) + [(b.x, b.y, b.w, b.h) for b in others]
+    found = [*detector.detect(image), *((b.x, b.y, b.w, b.h) for b in others)]
     scaled = [(round(x * f), round(y * f), max(1, round(bw * f)), max(1, round(bh * f))) for x, y, bw, bh in found]
     redacted, n = redact(small, scaled, keep)
     return redacted, n, True

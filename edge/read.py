@@ -37,7 +37,7 @@ class PlateReader(Protocol):
         ...
 
 
-def _reading(decoded: list[Decoded], colour: PlateColour, backend: str) -> PlateReading | None:
+def _reading(decoded: list[Decoded], crop: np.ndarray, backend: str) -> PlateReading | None:
     if not decoded or not decoded[0].text:
         return None
     best = decoded[0]
@@ -55,7 +55,7 @@ def _reading(decoded: list[Decoded], colour: PlateColour, backend: str) -> Plate
         alternatives=alternatives,
         country=best.country,
         plate_format=best.format_name,
-        colour=colour,
+        colour=plate_colour(crop),
         backend=backend,
     )
 
@@ -130,12 +130,12 @@ class OnnxReader:
         results = [self._decode(p) for p in probs]
         # Weak readings get second looks that only hard crops pay for; a second look's reading is
         # kept only when it fits a format and is more confident, so noise never wins.
-        # 1. Light characters on a dark plate: plates that may be dark are read negated.
-        colours = [plate_colour(crops[i]) for i in idx]
-        # A yellow face is a light one (UK rear plates): on validation and real crops its negated
-        # reading never won, and blurred yellow plates often pass the darkness test (models/reader.md).
-        weak = [k for k, d in enumerate(results) if self._weak(d) and colours[k] is not PlateColour.YELLOW]
+        # 1. Light characters on a dark plate: plates that may be dark are read negated. A yellow face
+        # is a light one (UK rear plates): on validation and real crops its negated reading never won,
+        # and blurred yellow plates often pass the darkness test (models/reader.md).
+        weak = [k for k, d in enumerate(results) if self._weak(d)]
         weak = [k for k, dark in zip(weak, _may_be_dark(x[weak])) if dark] if weak else []
+        weak = [k for k in weak if plate_colour(crops[idx[k]]) is not PlateColour.YELLOW]
         if weak:
             for k, p in zip(weak, self.model.run(-x[weak])[0]):
                 self._keep_better(results, k, p)
@@ -145,8 +145,8 @@ class OnnxReader:
             alt = np.stack([plate_input(crops[idx[k]], self.height, self.width, cut) for k in weak for cut in TWO_LINE_CUTS])
             for n, p in enumerate(self.model.run(alt[:, None])[0]):
                 self._keep_better(results, weak[n // len(TWO_LINE_CUTS)], p)
-        for i, decoded, colour in zip(idx, results, colours):
-            out[i] = _reading(decoded, colour, self.name)
+        for i, decoded in zip(idx, results):
+            out[i] = _reading(decoded, crops[i], self.name)
         return out
 
 
@@ -198,7 +198,7 @@ class TesseractReader:
                 out.append(None)
                 continue
             decoded = decode(self._lattice(crop), self.countries, self.max_alternatives)
-            out.append(_reading(decoded, plate_colour(crop), self.name))
+            out.append(_reading(decoded, crop, self.name))
         return out
 
 

@@ -59,9 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if not cfg.capture.source:
         where = cfg.source_file or "the embedded default configuration"
         raise ConfigError(f"{where}: camera {cfg.camera.id}: no source: give --source or set capture.source")
-    missing = cfg.missing_files()  # all of them at once, by key, before anything opens
-    if missing:
-        raise ConfigError("\n".join(missing))
+    cfg.require_files()  # all of them at once, by key, before anything opens
     source = open_source(cfg.capture.source, cfg.capture)
     camera = Camera(cfg, source, spool_dir=args.spool)
     progress = sys.stderr if sys.stderr.isatty() and not source.live else None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from edge.config import field_reference, load_camera_config, load_site_config
+from edge.config import field_reference, load_camera_config, load_site_config, read_toml
 from edge.errors import ConfigError
 
 
@@ -57,12 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _is_site_file(path: str) -> bool:
     """A site file (edge serve) lists its cameras in [[cameras]]; a camera file never has that key."""
-    import tomllib
-
     try:
-        with open(path, "rb") as f:
-            return "cameras" in tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return "cameras" in read_toml(Path(path))
+    except ConfigError:
         return False  # the camera loader says what is wrong with the file
 
 
@@ -75,9 +73,7 @@ def _is_calibration_file(path: str) -> bool:
 def _check_camera(cfg) -> None:
     """What `edge run` would refuse at start beyond the file itself: files it names that are missing,
     and a calibration file that is not valid."""
-    missing = cfg.missing_files()
-    if missing:
-        raise ConfigError("\n".join(missing))
+    cfg.require_files()
     calib = cfg.resolve(cfg.camera.calibration)
     if calib is not None:
         from edge.calibrate.file import load_calibration
