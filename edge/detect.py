@@ -15,7 +15,10 @@ This module does everything around the network in numpy/OpenCV:
    window is cut into overlapping tiles so it stays big enough (each tile costs one
    more inference; at most MAX_TILES).
 2. Letterbox each window: resize the uint8 image (INTER_AREA when shrinking, as in
-   training), paste it top-left on a grey canvas.
+   training), paste it top-left on a grey canvas. A model whose input size is free (the
+   committed ones) gets a canvas no larger than the picture needs, rounded up to the network's
+   stride of 32: a 4:3 photo or a wide ROI strip costs time in proportion to its area, and a
+   calibrated camera draws its smallest plate no wider than PLATE_INPUT_PX.
 3. Decode: local maxima of the heat map above the threshold -> box and corners. An
    uncalibrated picture in which nothing was found is looked at once more drawn at
    half size (ZOOM_OUT), for close-ups whose plate is wider than any seen in training.
@@ -44,6 +47,10 @@ if TYPE_CHECKING:  # the training machines have no pydantic; only load_detector 
 log = logging.getLogger(__name__)
 
 MIN_PLATE_INPUT_PX = 40.0  # narrower plates at the model input are often missed (recall vs width: models/detector.md)
+# A calibrated camera's window is drawn no larger than puts its smallest plate at this width: wider
+# plates cost time and find no more (recall at 63 px wide is already 98 %: models/detector.md).
+PLATE_INPUT_PX = 64.0
+CANVAS_STEP = 64  # a free-size canvas side is a multiple of this (and of the network's stride, 32): fewer sizes, fewer sessions
 MAX_TILES = 6  # bounds the cost of tiling: 6 inferences per frame at most
 PLATE_WIDTH_TOLERANCE = (0.6, 1.6)  # calibrated (min, max) widths are estimates: allow this much beyond them
 DEFAULT_INPUT_HW = (448, 800)  # when a sidecar does not say
@@ -92,16 +99,32 @@ def bgr8(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def letterbox(image: np.ndarray, input_hw: tuple[int, int], pad: int = DEFAULT_PAD, shrink: float = 1.0) -> tuple[np.ndarray, float]:
+def letterbox(
+    image: np.ndarray,
+    input_hw: tuple[int, int],
+    pad: int = DEFAULT_PAD,
+    shrink: float = 1.0,
+    max_scale: float = math.inf,
+    trim: bool = False,
+) -> tuple[np.ndarray, float]:
     """Fit `image` into input_hw keeping its aspect, top-left, grey padding; returns (canvas, scale).
 
-    `shrink` < 1 draws the image that much smaller than would fit (the rest is padding)."""
+    `shrink` < 1 draws the image that much smaller than would fit (the rest is padding), and it is
+    never drawn larger than `max_scale`. `trim`: the canvas is cut to the drawn image rounded up to
+    a multiple of CANVAS_STEP, for a model that takes any input size."""
     h, w = image.shape[:2]
-    scale = min(input_hw[0] / h, input_hw[1] / w) * shrink
+    scale = min(min(input_hw[0] / h, input_hw[1] / w) * shrink, max_scale)
     nw, nh = min(input_hw[1], max(1, round(w * scale))), min(input_hw[0], max(1, round(h * scale)))
-    canvas = np.full((input_hw[0], input_hw[1], 3), pad, np.uint8)
+    ch, cw = input_hw
+    if trim:
+        ch, cw = min(ch, _round_up(nh, CANVAS_STEP)), min(cw, _round_up(nw, CANVAS_STEP))
+    canvas = np.full((ch, cw, 3), pad, np.uint8)
     canvas[:nh, :nw] = resize(image, nw, nh)
     return canvas, scale
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
 
 
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -251,6 +274,8 @@ class OnnxPlateDetector:
         self.models = {model.path.name: model.sha256}
         self._plans: dict[tuple[int, int], tuple[list[Window], list | None, tuple[float, float] | None]] = {}
         self.zoom_out = zoom_out
+        # A model saved with a free input height and width gets canvases trimmed to what each picture needs.
+        self._free_hw: tuple[str, str] | None = getattr(model, "free_hw", None)
 
     def plan(self, frame_w: int, frame_h: int) -> tuple[list[Window], list | None, tuple[float, float] | None]:
         """Windows, ROI polygon and plate widths for frames of this size (cached: the camera keeps its size)."""
@@ -267,12 +292,15 @@ class OnnxPlateDetector:
             self._plans[key] = (windows, roi, widths)
         return self._plans[key]
 
-    def detect_window(self, image: np.ndarray, window: Window, shrink: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def detect_window(self, image: np.ndarray, window: Window, shrink: float = 1.0, max_scale: float = math.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N,4), scores (N,), corners (N,4,2) in frame pixels for one window, before filtering and NMS."""
         crop = image[window.y : window.y + window.h, window.x : window.x + window.w]
-        canvas, scale = letterbox(crop, self.input_hw, self.pad, shrink)
+        canvas, scale = letterbox(crop, self.input_hw, self.pad, shrink, max_scale, trim=self._free_hw is not None)
         tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32)
-        heat, reg = self.model.run(tensor)
+        model = self.model
+        if self._free_hw is not None:
+            model = model.sized(**dict(zip(self._free_hw, canvas.shape[:2])))
+        heat, reg = model.run(tensor)
         boxes, scores, corners = decode(heat[0, 0], reg[0], self.threshold, self.stride)
         # Drop what was found in the grey padding (no image there).
         inside = (boxes[:, 0] + boxes[:, 2] / 2 < crop.shape[1] * scale) & (boxes[:, 1] + boxes[:, 3] / 2 < crop.shape[0] * scale)
@@ -286,7 +314,8 @@ class OnnxPlateDetector:
         image = bgr8(image)
         fh, fw = image.shape[:2]
         windows, roi, widths = self.plan(fw, fh)
-        parts = [self.detect_window(image, w) for w in windows]
+        max_scale = PLATE_INPUT_PX / widths[0] if widths else math.inf
+        parts = [self.detect_window(image, w, max_scale=max_scale) for w in windows]
         if len(windows) > 1:
             parts = _drop_cut_at_seams(parts, windows)
         elif self.zoom_out and widths is None and roi is None and not len(parts[0][1]):

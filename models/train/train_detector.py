@@ -254,13 +254,37 @@ def export(ckpt: Path, onnx_path: Path, int8_path: Path | None, data_dir: Path |
     dummy = torch.zeros(1, 3, *input_hw)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(wrapper, dummy, str(onnx_path), input_names=["image"], output_names=["heat", "reg"], opset_version=17, dynamo=False)
+    dynamic_hw(onnx_path)
     onnx_path.with_suffix(".json").write_text(json.dumps(sidecar(state.get("meta", {}), input_hw), indent=2) + "\n")
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB)")
     if int8_path is not None:
         quantise(onnx_path, int8_path, data_dir, seed, input_hw=input_hw)
+        dynamic_hw(int8_path)
         side = sidecar(state.get("meta", {}), input_hw)
         side["quantisation"] = "onnxruntime static QDQ, int8 per-channel weights, uint8 activations; heat/reg head kept fp32"
         int8_path.with_suffix(".json").write_text(json.dumps(side, indent=2) + "\n")
+
+
+def dynamic_hw(path: Path) -> None:
+    """Let an exported model take any input height and width (multiples of 32), weights untouched.
+
+    The network is fully convolutional and its upsampling is by scale, so only the declared shapes
+    pin it to the export size. The runtime (edge/detect.py) then draws a picture no larger than it
+    needs: a canvas trimmed to the picture's aspect, or to the calibrated ROI and plate size, costs
+    time in proportion to its area. The sidecar's height and width stay the largest canvas used.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    for value, (h, w) in [(model.graph.input[0], ("height", "width"))] + [(o, ("height/4", "width/4")) for o in model.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        dims[2].Clear()
+        dims[2].dim_param = h
+        dims[3].Clear()
+        dims[3].dim_param = w
+    del model.graph.value_info[:]  # intermediate shapes inferred at the export size would contradict other sizes
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def calibration_images(data_dir: Path | None, count: int, seed: int, input_hw: tuple[int, int] = INPUT_HW) -> list[np.ndarray]:

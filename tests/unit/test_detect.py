@@ -14,6 +14,7 @@ from edge.detect import (
     MAX_TILES,
     MIN_PLATE_INPUT_PX,
     OnnxPlateDetector,
+    PLATE_INPUT_PX,
     Window,
     decode,
     letterbox,
@@ -193,7 +194,47 @@ def test_no_second_look_when_a_plate_was_found_or_the_calibration_bounds_plate_w
     assert len(det.detect(_frame_with_plate(800, 500, 160, 36))) == 1 and det.model.runs == 1
     cal = SimpleNamespace(roi=None, plate_width_px=(1000.0, 1700.0))  # tiles are not needed for plates this wide
     det = OnnxPlateDetector(SmallPlatesOnlyModel(), 0.4, 0.45, cal)
-    assert det.detect(_frame_with_plate(150, 400, 1600, 340)) == [] and det.model.runs == 1
+    # The calibration says how wide plates are, so the frame is drawn small enough at once.
+    assert len(det.detect(_frame_with_plate(150, 400, 1600, 340))) == 1 and det.model.runs == 1
+
+
+class FreeSizePeakModel(PeakModel):
+    """A model saved with a free input size (as the committed ones are): records the canvas sizes it was run at."""
+
+    free_hw = ("height", "width")
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def sized(self, **dims: int) -> "FreeSizePeakModel":
+        self.sizes.append((dims["height"], dims["width"]))
+        return self
+
+    def run(self, tensor: np.ndarray):
+        assert tensor.shape[2:] == self.sizes[-1], "run at another size than the session was made for"
+        h, w = tensor.shape[2:]
+        heat, reg = super().run(np.pad(tensor, ((0, 0), (0, 0), (0, 384 - h), (0, 640 - w)), constant_values=114))
+        return [heat[..., : h // 4, : w // 4], reg[..., : h // 4, : w // 4]]
+
+
+def test_a_free_size_model_runs_on_a_canvas_trimmed_to_the_picture():
+    model = FreeSizePeakModel()
+    det = OnnxPlateDetector(model, 0.4, 0.45)
+    frame = np.full((600, 800, 3), 60, np.uint8)  # 4:3, drawn 384x512 in the 384x640 input
+    frame[300:340, 500:660] = 255
+    found = det.detect(frame)
+    assert model.sizes == [(384, 512)]
+    assert len(found) == 1 and found[0].box.iou(Box(500, 300, 160, 40)) > 0.8
+
+
+def test_a_calibrated_camera_draws_its_smallest_plate_at_plate_input_px():
+    model = FreeSizePeakModel()
+    cal = SimpleNamespace(roi=((0.0, 540.0), (1919.0, 540.0), (1919.0, 1079.0), (0.0, 1079.0)), plate_width_px=(200.0, 400.0))
+    det = OnnxPlateDetector(model, 0.4, 0.45, cal)
+    found = det.detect(_frame_with_plate(900, 800, 220, 48))
+    scale = PLATE_INPUT_PX / 200.0  # below the 1/3 that would fit the 1920 x 540 ROI strip into 640 x 384
+    assert model.sizes == [(-(-round(540 * scale) // 32) * 32, -(-round(1920 * scale) // 32) * 32)]
+    assert len(found) == 1 and found[0].box.iou(Box(900, 800, 220, 48)) > 0.8
 
 
 def test_a_plate_across_a_tile_seam_is_found_once_and_whole():

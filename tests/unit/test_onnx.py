@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.config import MODELS_DIR, CameraConfig
@@ -28,14 +29,14 @@ def _copy(name: str, tmp_path: Path, edit=None) -> Path:
 
 
 def _resized(side: dict) -> dict:
-    side["input"].update(height=384, width=640)
+    side["input"].update(height=390, width=640)  # the model takes any size, but in multiples of 32
     return side
 
 
 @needs_models
-def test_a_detector_sidecar_naming_another_input_size_is_a_model_error(tmp_path):
+def test_a_detector_sidecar_naming_an_input_size_the_model_cannot_take_is_a_model_error(tmp_path):
     path = _copy("detector", tmp_path, _resized)
-    with pytest.raises(ModelError, match=r"detector\.json.*384x640"):
+    with pytest.raises(ModelError, match=r"detector\.json.*390x640"):
         load_detector(CameraConfig().with_overrides(detector={"model": str(path)}))
 
 
@@ -84,3 +85,20 @@ def test_a_reader_sidecar_input_shape_of_the_wrong_form_is_a_model_error_naming_
     path = _copy("reader", tmp_path, _set(["input", "shape"], value))
     with pytest.raises(ModelError, match=r"reader\.json.*shape"):
         load_reader(CameraConfig().with_overrides(reader={"model": str(path)}))
+
+
+@needs_models
+@pytest.mark.parametrize("name", ["detector", "detector_int8"])
+def test_the_detector_takes_any_input_size_fixed_per_session(name):
+    model = load_model(MODELS_DIR / f"{name}.onnx")
+    assert model.free_hw == ("height", "width")
+    sized = model.sized(height=224, width=416)
+    assert sized is model.sized(height=224, width=416)  # one session per size, kept
+    assert sized.session.get_inputs()[0].shape == [1, 3, 224, 416]
+    image = np.full((1, 3, 448, 800), 114, np.float32)
+    image[:, :, 100:140, 200:380] = 255
+    heat, reg = sized.run(np.ascontiguousarray(image[:, :, :224, :416]))
+    assert heat.shape == (1, 1, 56, 104) and reg.shape == (1, 12, 56, 104)
+    # The same graph at the sidecar's full size gives what the file's free-size session gives.
+    full = model.sized(height=448, width=800).run(image)
+    assert np.allclose(full[0], model.run(image)[0], atol=1e-5)
