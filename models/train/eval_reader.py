@@ -52,9 +52,22 @@ def score(pairs: list[tuple[str, str]]) -> dict[str, float]:
     return {"n": len(pairs), "exact": exact / max(len(pairs), 1), "char_acc": 1 - errors / max(chars, 1)}
 
 
+# Character heights (px) for the rendered UK plates' breakdown: 8 px is the renderer's floor,
+# about 16 px what camera guides ask of a reading camera, 60 px its ceiling.
+CHAR_PX_BINS = (8, 12, 16, 24, 36, 61)
+
+
+def _char_bin(px: float) -> str:
+    for lo, hi in zip(CHAR_PX_BINS, CHAR_PX_BINS[1:]):
+        if px < hi:
+            return f"{lo}-{hi - 1}"
+    return f">={CHAR_PX_BINS[-1]}"
+
+
 def evaluate(name: str, make_reader, crops, with_raw: bool = False) -> dict:
-    """Accuracy per dataset (and all together) and median latency for one backend."""
+    """Accuracy per dataset (and all together), per character height where known, and median latency for one backend."""
     by_set: dict[str, list[tuple[str, str]]] = {}
+    by_char_px: dict[str, list[tuple[str, str]]] = {}
     raw_by_set: dict[str, list[tuple[str, str]]] = {}
     times: list[float] = []
     readers = {ds: make_reader(COUNTRIES[ds]) for ds in COUNTRIES}
@@ -66,12 +79,16 @@ def evaluate(name: str, make_reader, crops, with_raw: bool = False) -> dict:
         times.append((time.perf_counter() - t0) * 1000)
         pred = reading.text if reading else ""
         by_set.setdefault(c.dataset, []).append((_norm(pred, c.dataset), _norm(c.text, c.dataset)))
+        if c.char_px is not None:
+            by_char_px.setdefault(_char_bin(c.char_px), []).append((pred, c.text))
         if with_raw:  # the model's best path alone, no grammar: what the decoding adds
             raw = best_path(reader.frame_probabilities([img])[0]).text
             raw_by_set.setdefault(c.dataset, []).append((_norm(raw, c.dataset), _norm(c.text, c.dataset)))
     out = {"backend": name, "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
            "sets": {SHORT[k]: score(v) for k, v in by_set.items()}}
     out["sets"]["all"] = score([p for v in by_set.values() for p in v])
+    if by_char_px:  # rendered plates: how accuracy grows with the characters' height in pixels
+        out["gb_by_char_px"] = {k: score(by_char_px[k]) for k in sorted(by_char_px, key=lambda k: int(k.split("-")[0].lstrip(">=")))}
     if with_raw:
         out["no_grammar"] = {SHORT[k]: score(v) for k, v in raw_by_set.items()}
     return out
@@ -121,7 +138,7 @@ def synthetic_gb(n: int, first_seed: int = SYNTHETIC_SEED) -> list[RealCrop]:
         char_px = augment.random_char_height(rng)
         plate = render.random_plate(rng, "GB", height_px=int(np.clip(char_px / 0.7 * 1.6, 40, 140)))
         crop = augment.camera_crop(rng, plate.image, 0.7 if plate.lines == 1 else 0.35, char_px)
-        out.append(RealCrop(crop, None, plate.text, "synthetic_gb", f"gb{i:04d}_{plate.plate_format}"))
+        out.append(RealCrop(crop, None, plate.text, "synthetic_gb", f"gb{i:04d}_{plate.plate_format}", char_px))
     return out
 
 
@@ -205,6 +222,9 @@ def main() -> None:
         sets = "  ".join(f"{k} {v['exact']:.3f}/{v['char_acc']:.3f} (n={v['n']})" for k, v in r["sets"].items())
         extra = f"  model {r['model_ms']:.2f} ms" if "model_ms" in r else ""
         print(f"{r['backend']:20} exact/char: {sets}  median {r['median_ms']:.2f} ms/crop{extra}")
+        if "gb_by_char_px" in r:
+            print(f"{'':20} rendered UK by character height (px), exact/char: " + "  ".join(
+                f"{k} {v['exact']:.3f}/{v['char_acc']:.3f} (n={v['n']})" for k, v in r["gb_by_char_px"].items()))
         if "no_grammar" in r:
             ng = "  ".join(f"{k} {v['exact']:.3f}" for k, v in r["no_grammar"].items())
             print(f"{'':20} without grammar, exact: {ng}")

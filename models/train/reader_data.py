@@ -40,6 +40,7 @@ class RealCrop:
     text: str
     dataset: str
     name: str
+    char_px: float | None = None  # rendered plates: the character height drawn (real crops: unknown)
 
 
 def real_crops(datasets: Path, split: str, context: float = 0.0) -> list[RealCrop]:
