@@ -74,17 +74,22 @@ class SepBlock(nn.Module):
 class PlateNet(nn.Module):
     """Input: BGR float 0..255, N x 3 x H x W (H, W multiples of 32; trained at 384 x 640). Output: heat logits (N,1,H/4,W/4), reg (N,12,H/4,W/4)."""
 
-    def __init__(self, c: tuple[int, ...] = CHANNELS, neck: int = NECK):
+    def __init__(self, c: tuple[int, ...] = CHANNELS, neck: int = NECK, neck4: int | None = None):
+        """`c[0]` is the stem's width; `neck4` (default `neck`) the width of the stride-4 level, where
+        the cells are many: a slimmer one there costs least accuracy per millisecond saved."""
         super().__init__()
+        self.arch = {"c": list(c), "neck": neck, "neck4": neck4 or neck}  # saved with checkpoints, read by export
+        neck4 = neck4 or neck
         self.stem = conv_bn_relu(3, c[0], 3, 2)
         self.s4 = nn.Sequential(SepBlock(c[0], c[1], 2), SepBlock(c[1], c[1]))
         self.s8 = nn.Sequential(SepBlock(c[1], c[2], 2), SepBlock(c[2], c[2]), SepBlock(c[2], c[2]))
         self.s16 = nn.Sequential(SepBlock(c[2], c[3], 2), SepBlock(c[3], c[3]), SepBlock(c[3], c[3], dilation=2))
         self.s32 = nn.Sequential(SepBlock(c[3], c[4], 2), SepBlock(c[4], c[4]), SepBlock(c[4], c[4], dilation=2))
         self.lat32, self.lat16 = conv_bn_relu(c[4], neck, 1), conv_bn_relu(c[3], neck, 1)
-        self.lat8, self.lat4 = conv_bn_relu(c[2], neck, 1), conv_bn_relu(c[1], neck, 1)
-        self.mix16, self.mix8, self.mix4 = SepBlock(neck, neck), SepBlock(neck, neck), SepBlock(neck, neck)
-        self.head = nn.Conv2d(neck, 1 + REG_CHANNELS, 1)
+        self.lat8, self.lat4 = conv_bn_relu(c[2], neck, 1), conv_bn_relu(c[1], neck4, 1)
+        self.proj8 = conv_bn_relu(neck, neck4, 1) if neck4 != neck else nn.Identity()
+        self.mix16, self.mix8, self.mix4 = SepBlock(neck, neck), SepBlock(neck, neck), SepBlock(neck4, neck4)
+        self.head = nn.Conv2d(neck4, 1 + REG_CHANNELS, 1)
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
         nn.init.constant_(self.head.bias[:1], HEAT_PRIOR_BIAS)
@@ -101,7 +106,7 @@ class PlateNet(nn.Module):
         p = self.lat32(f32)
         p = self.mix16(self.lat16(f16) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
         p = self.mix8(self.lat8(f8) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
-        p = self.mix4(self.lat4(f4) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
+        p = self.mix4(self.lat4(f4) + F.interpolate(self.proj8(p), scale_factor=2.0, mode="nearest"))
         out = self.head(p)
         return out[:, :1], out[:, 1:]
 
@@ -216,7 +221,7 @@ def train(args: argparse.Namespace) -> Path:
         opt.step()
         step += 1
         if step % 200 == 0:  # a CPU run lasts hours: keep what it has learnt should it stop
-            torch.save({"model": net.state_dict(), "meta": {"init": init_meta, "steps": step, "partial": True}}, out / "detector_partial.pt")
+            torch.save({"model": net.state_dict(), "arch": net.arch, "meta": {"init": init_meta, "steps": step, "partial": True}}, out / "detector_partial.pt")
         if step % args.log_every == 0 or step == 1:
             rate = step * args.batch / (time.time() - t0)
             row = {"step": step, "loss": loss.item(), "heat": l_heat.item(), "box": l_box.item(), "corner": l_corner.item(), "lr": lr, "samples_per_s": rate}
@@ -224,7 +229,7 @@ def train(args: argparse.Namespace) -> Path:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     ckpt = out / "detector.pt"
     meta = {"init": init_meta, "steps": step, "lr": args.lr, "real_fraction": args.real_fraction, "batch": args.batch, "seed": args.seed, "minutes": round((time.time() - t0) / 60, 2), "version": VERSION}
-    torch.save({"model": net.state_dict(), "meta": meta}, ckpt)
+    torch.save({"model": net.state_dict(), "arch": net.arch, "meta": meta}, ckpt)
     (out / "train_log.json").write_text(json.dumps({"meta": meta, "log": log}, indent=1))
     print(f"saved {ckpt} after {step} steps ({meta['minutes']} min)", flush=True)
     return ckpt
@@ -247,7 +252,8 @@ def sidecar(meta: dict, input_hw: tuple[int, int]) -> dict:
 
 def export(ckpt: Path, onnx_path: Path, int8_path: Path | None, data_dir: Path | None, seed: int = 0, input_hw: tuple[int, int] = EXPORT_HW) -> None:
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    net = PlateNet()
+    arch = state.get("arch", {})
+    net = PlateNet(tuple(arch.get("c", CHANNELS)), arch.get("neck", NECK), arch.get("neck4"))
     net.load_state_dict(state["model"])
     net.eval()
     wrapper = ExportWrapper(net).eval()
