@@ -37,7 +37,8 @@ class PlateReader(Protocol):
         ...
 
 
-def _reading(decoded: list[Decoded], crop: np.ndarray, backend: str) -> PlateReading | None:
+def _reading(decoded: list[Decoded], crop: np.ndarray, backend: str, colour: PlateColour | None = None) -> PlateReading | None:
+    """The reading of a crop from its decodings; `colour`: the crop's plate_colour where already known."""
     if not decoded or not decoded[0].text:
         return None
     best = decoded[0]
@@ -55,7 +56,7 @@ def _reading(decoded: list[Decoded], crop: np.ndarray, backend: str) -> PlateRea
         alternatives=alternatives,
         country=best.country,
         plate_format=best.format_name,
-        colour=plate_colour(crop),
+        colour=plate_colour(crop) if colour is None else colour,
         backend=backend,
     )
 
@@ -135,7 +136,9 @@ class OnnxReader:
         # and blurred yellow plates often pass the darkness test (models/reader.md).
         weak = [k for k, d in enumerate(results) if self._weak(d)]
         weak = [k for k, dark in zip(weak, _may_be_dark(x[weak])) if dark] if weak else []
-        weak = [k for k in weak if plate_colour(crops[idx[k]]) is not PlateColour.YELLOW]
+        # The colour is costly (a tenth of the model's time): worked out once per crop, kept for the reading.
+        colours = {k: plate_colour(crops[idx[k]]) for k in weak}
+        weak = [k for k in weak if colours[k] is not PlateColour.YELLOW]
         if weak:
             for k, p in zip(weak, self.model.run(-x[weak])[0]):
                 self._keep_better(results, k, p)
@@ -145,8 +148,8 @@ class OnnxReader:
             alt = np.stack([plate_input(crops[idx[k]], self.height, self.width, cut) for k in weak for cut in TWO_LINE_CUTS])
             for n, p in enumerate(self.model.run(alt[:, None])[0]):
                 self._keep_better(results, weak[n // len(TWO_LINE_CUTS)], p)
-        for i, decoded in zip(idx, results):
-            out[i] = _reading(decoded, crops[i], self.name)
+        for k, (i, decoded) in enumerate(zip(idx, results)):
+            out[i] = _reading(decoded, crops[i], self.name, colours.get(k))
         return out
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class Lattice:
 
     @property
     def text(self) -> str:
-        return "".join(ALPHABET[i] for i in self.probs.argmax(axis=1)) if len(self.probs) else ""
+        return "".join([ALPHABET[i] for i in self.probs.argmax(axis=1).tolist()]) if len(self.probs) else ""
 
     @classmethod
     def from_text(cls, text: str, confidences: list[float] | tuple[float, ...]) -> Lattice:
@@ -77,18 +78,22 @@ class Lattice:
 def best_path(frame_probs: np.ndarray, blank: int = 0) -> Lattice:
     """CTC best-path decoding of (T, 1 + 36) probabilities; each character's row is the
     maximum over the frames it spans (a CTC output peaks on one or two frames)."""
-    k = frame_probs.argmax(axis=1)
-    chars = np.delete(frame_probs, blank, axis=1)  # the 36 characters' columns, cut once for every frame
-    rows: list[np.ndarray] = []
+    kept: list[int] = []  # the frames of characters
+    starts: list[int] = []  # where each character's frames start among them
     prev = blank
-    for t, cls in enumerate(k):
+    for t, cls in enumerate(frame_probs.argmax(axis=1).tolist()):  # plain ints: a 32-step loop, not numpy scalars
         if cls != blank:
             if cls != prev:
-                rows.append(chars[t].copy())
-            else:
-                np.maximum(rows[-1], chars[t], out=rows[-1])
+                starts.append(len(kept))
+            kept.append(t)
         prev = cls
-    return Lattice(np.array(rows, np.float32).reshape(-1, len(ALPHABET)))
+    if not kept:
+        return Lattice(np.zeros((0, len(ALPHABET)), np.float32))
+    # the 36 characters' columns of those frames, in one cut
+    rows = frame_probs[kept, 1:] if blank == 0 else np.delete(frame_probs[kept], blank, axis=1)
+    if len(starts) < len(kept):  # a character spanning frames: the maximum over them
+        rows = np.maximum.reduceat(rows, starts, axis=0)
+    return Lattice(rows.astype(np.float32, copy=False).reshape(-1, len(ALPHABET)))
 
 
 @dataclass(frozen=True)
@@ -113,15 +118,23 @@ class Decoded:
         return self.plate_format.name if self.plate_format else None
 
 
-@dataclass(frozen=True)
+# A text's fits depend only on the text and the table, and the same texts recur frame after frame
+# while a vehicle passes, so they are kept. Bounded: the whole cache is dropped when full (a few MB).
+_MATCH_CACHE_SIZE = 4096
+_Fits = tuple[tuple[int, tuple[int, ...], str], ...]  # (template index, swapped positions, corrected text)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, as a key of the fits cache
 class _Table:
-    """The templates of one length as boolean masks, so a text is screened against all at once."""
+    """The templates of one length as bitmasks (bit k: template k) per position and character, so a
+    text is screened against all of them with one integer AND per character."""
 
     entries: list[tuple[PlateFormat, tuple[str, ...], bool]]
-    allowed: np.ndarray  # (K, L, 36): template k allows character c at position i
+    allows: tuple[dict[str, int], ...]  # position -> character -> the templates allowing it there
+    fits: tuple[dict[str, int], ...]  # the same, allowing the character or its look-alike
 
 
-_SWAP_INDEX = np.array([_INDEX[LOOKALIKES.get(c, c)] for c in ALPHABET])
+_fits_cache: dict[tuple[_Table, str], _Fits] = {}
 
 
 @lru_cache(maxsize=32)
@@ -132,73 +145,114 @@ def _templates_by_length(countries: tuple[str, ...]) -> dict[int, _Table]:
             grouped.setdefault(len(t), []).append((fmt, t, preferred))
     table = {}
     for n, entries in grouped.items():
-        allowed = np.zeros((len(entries), n, len(ALPHABET)), bool)
-        for k, (_, t, _) in enumerate(entries):
-            for i, chars in enumerate(t):
-                allowed[k, i, [_INDEX[c] for c in chars]] = True
-        table[n] = _Table(entries, allowed)
+        allows = tuple({c: sum(1 << k for k, (_, t, _) in enumerate(entries) if c in t[i]) for c in ALPHABET} for i in range(n))
+        fits = tuple({c: at[c] | at[LOOKALIKES.get(c, c)] for c in ALPHABET} for at in allows)
+        table[n] = _Table(entries, allows, fits)
     return table
 
 
-def _matching(table: _Table, text: str) -> list[int]:
-    """Indices of the templates `text` fits as it is or with look-alike swaps, one per distinct fit."""
-    idx = np.array([_INDEX[c] for c in text])
-    pos = np.arange(len(text))
-    as_is = table.allowed[:, pos, idx]
-    fits = np.flatnonzero((as_is | table.allowed[:, pos, _SWAP_INDEX[idx]]).all(axis=1))
-    # Templates that keep and swap the same positions give the same text and score: the first
-    # (preferred countries come first in a table) is the one a full scan would keep.
-    first: dict[bytes, int] = {}
-    for k in fits.tolist():
-        first.setdefault(as_is[k].tobytes(), k)
-    return list(first.values())
+def _matching(table: _Table, text: str) -> _Fits:
+    """The templates `text` fits as it is or with look-alike swaps, one per distinct fit: each with
+    the positions it swaps and the corrected text."""
+    key = (table, text)
+    found = _fits_cache.get(key)
+    if found is None:
+        found = _match(table, text)
+        if len(_fits_cache) >= _MATCH_CACHE_SIZE:
+            _fits_cache.clear()
+        _fits_cache[key] = found
+    return found
 
 
-def _fit(text: str, probs: list[list[float]], template: tuple[str, ...]) -> tuple[str, list[float], float, int] | None:
-    """Match one template: the corrected text, character confidences, log score and swap count.
-
-    `probs` is the lattice as nested lists: indexing them is several times faster than numpy
-    scalars, and a plate is matched against about ten templates."""
-    out, confs, score, swaps = [], [], 0.0, 0
-    for i, (ch, allowed) in enumerate(zip(text, template)):
-        p = probs[i][_INDEX[ch]]
-        if ch in allowed:
-            out.append(ch)
-            confs.append(p)
-            score += math.log(max(p, _P_FLOOR))
-            continue
-        alt = LOOKALIKES.get(ch)
-        if alt is None or alt not in allowed:
-            return None
-        q = probs[i][_INDEX[alt]]
-        out.append(alt)
-        confs.append(min(1.0, p + q))  # the model was sure of the shape; the grammar names the character
-        cap = NEAR_IDENTICAL_MAX_COST if ch in NEAR_IDENTICAL else SWAP_MAX_COST
-        score += max(math.log(max(q, _P_FLOOR)), math.log(max(p, _P_FLOOR)) - cap)
-        swaps += 1
-    return "".join(out), confs, score, swaps
+def _match(table: _Table, text: str) -> _Fits:
+    fitting = -1  # every template
+    for at, ch in zip(table.fits, text):
+        fitting &= at[ch]
+    swappable = [i for i, ch in enumerate(text) if ch in LOOKALIKES]
+    out: list[tuple[int, tuple[int, ...], str]] = []
+    seen: set[tuple[int, ...]] = set()
+    while fitting > 0:
+        bit = fitting & -fitting  # templates in table order: preferred countries come first
+        fitting ^= bit
+        swapped = tuple(i for i in swappable if not table.allows[i][text[i]] & bit)
+        # Templates that keep and swap the same positions give the same text and score: the first
+        # is the one a full scan would keep.
+        if swapped not in seen:
+            seen.add(swapped)
+            chars = list(text)
+            for i in swapped:
+                chars[i] = LOOKALIKES[chars[i]]
+            out.append((bit.bit_length() - 1, swapped, "".join(chars)))
+    return tuple(out)
 
 
-def _candidates(lattice: Lattice) -> list[tuple[str, np.ndarray, float]]:
-    """(text, its rows of the lattice, extra log cost) for the texts worth matching."""
+def _fit(text: str, rows: list[list[float]], base: list[float], logs: list[float], swapped: tuple[int, ...]) -> tuple[float, tuple[float, ...]]:
+    """The log score and character confidences of `text` with the look-alikes at `swapped` put in.
+
+    `base` and `logs` are the text's own probabilities and their logs. The score is summed position
+    by position in order, as the ranking has always summed it, so scores stay the same to the bit."""
+    confs, terms = base, logs
+    if swapped:
+        confs, terms = list(base), list(logs)
+        for i in swapped:
+            ch = text[i]
+            p, q = base[i], rows[i][_INDEX[LOOKALIKES[ch]]]
+            confs[i] = min(1.0, p + q)  # the model was sure of the shape; the grammar names the character
+            cap = NEAR_IDENTICAL_MAX_COST if ch in NEAR_IDENTICAL else SWAP_MAX_COST
+            terms[i] = max(math.log(max(q, _P_FLOOR)), logs[i] - cap)
+    score = 0.0
+    for t in terms:
+        score += t
+    return score, tuple(confs)
+
+
+@lru_cache(maxsize=8)
+def _runner_up_min(dtype: np.dtype) -> float:
+    """RUNNER_UP_MIN in a lattice's own precision: numpy compared a float32 probability with it as float32."""
+    return float(dtype.type(RUNNER_UP_MIN)) if np.issubdtype(dtype, np.floating) else RUNNER_UP_MIN
+
+
+class _Candidate(NamedTuple):
+    """A text worth matching, with what its matches are scored from."""
+
+    text: str
+    rows: list[list[float]]  # its rows of the lattice, as nested lists (indexing them beats numpy scalars)
+    probs: list[float]  # each character's probability
+    logs: list[float]  # and its log, floored
+    extra: float  # extra log cost
+
+
+def _candidates(lattice: Lattice) -> list[_Candidate]:
+    """The best path, the runner-up at each uncertain position, and the best path without an edge character."""
     probs = lattice.probs
-    best = lattice.text
-    out = [(best, probs, 0.0)]
+    rows = probs.tolist()  # converted once
+    top = probs.argmax(axis=1).tolist()
+    best = "".join([ALPHABET[k] for k in top])  # lattice.text
+    base = [row[k] for row, k in zip(rows, top)]
+    logs = [math.log(max(p, _P_FLOOR)) for p in base]
+    out = [_Candidate(best, rows, base, logs, 0.0)]
     if not best:
         return out
-    order = np.argsort(-probs, axis=1)
-    for i in range(len(best)):
-        second = int(order[i, 1])
-        if probs[i, second] >= RUNNER_UP_MIN:
-            cost = math.log(max(float(probs[i, second]), _P_FLOOR)) - math.log(max(float(probs[i, order[i, 0]]), _P_FLOOR))
-            out.append((best[:i] + ALPHABET[second] + best[i + 1 :], probs, cost))
+    # The two likeliest characters of each row in numpy's order, ties included.
+    order = np.argsort(-probs, axis=1)[:, :2].tolist()
+    floor = _runner_up_min(probs.dtype)
+    for i, (first, second) in enumerate(order):
+        p = rows[i][second]
+        if p >= floor:
+            # The other characters are the best path's: only position i is looked up again.
+            ps, ls = base.copy(), logs.copy()
+            ps[i], ls[i] = p, math.log(max(p, _P_FLOOR))
+            cost = ls[i] - math.log(max(rows[i][first], _P_FLOOR))
+            out.append(_Candidate(best[:i] + ALPHABET[second] + best[i + 1 :], rows, ps, ls, cost))
     if len(best) > 3:
-        for drop, keep in ((0, slice(1, None)), (len(best) - 1, slice(None, -1))):
-            top2 = float(probs[drop, order[drop, 0]] + probs[drop, order[drop, 1]])
+        for drop, kept in ((0, slice(1, None)), (len(best) - 1, slice(None, -1))):
+            # the sum in the lattice's precision (float32), as it always was
+            top2 = float(probs[drop, order[drop][0]] + probs[drop, order[drop][1]])
             # Without the character: it was spurious, about the mass on neither of its two likeliest
             # readings (a real but uncertain character splits its mass between two); with it, the
             # text already pays for the character it reads.
-            out.append((best[keep], probs[keep], math.log(max(1.0 - top2, EDGE_DROP_FLOOR))))
+            cost = math.log(max(1.0 - top2, EDGE_DROP_FLOOR))
+            out.append(_Candidate(best[kept], rows[kept], base[kept], logs[kept], cost))
     return out
 
 
@@ -214,25 +268,15 @@ def decode(lattice: Lattice, countries: tuple[str, ...] = ("GB",), max_alternati
         if old is None or score > old[0]:
             results[text] = (score, confs, fmt, swaps)
 
-    rows: dict[int, list[list[float]]] = {}  # candidates share the lattice or a slice of it: convert each once
-    for text, probs, extra in _candidates(lattice):
-        key = id(probs)
-        if key not in rows:
-            rows[key] = probs.tolist()
-        plist = rows[key]
-        base = [plist[i][_INDEX[c]] for i, c in enumerate(text)]
-        raw = sum(math.log(max(p, _P_FLOOR)) for p in base)
-        keep(text, raw + extra - NO_FORMAT_COST, tuple(base), None, 0)
+    for text, rows, base, logs, extra in _candidates(lattice):
+        keep(text, sum(logs) + extra - NO_FORMAT_COST, tuple(base), None, 0)
         group = table.get(len(text))
         if group is None:
             continue
-        for k in _matching(group, text):
-            fmt, template, preferred = group.entries[k]
-            fitted = _fit(text, plist, template)
-            if fitted is None:
-                continue
-            new_text, confs, score, swaps = fitted
-            keep(new_text, score + extra - (0.0 if preferred else FOREIGN_COST), tuple(confs), fmt, swaps)
+        for k, swapped, new_text in _matching(group, text):
+            fmt, _, preferred = group.entries[k]
+            score, confs = _fit(text, rows, base, logs, swapped)
+            keep(new_text, score + extra - (0.0 if preferred else FOREIGN_COST), confs, fmt, len(swapped))
     ranked = sorted(results.items(), key=lambda kv: kv[1][0], reverse=True)[: 1 + max_alternatives]
     return [Decoded(text, confs, score, fmt, swaps) for text, (score, confs, fmt, swaps) in ranked]
 

@@ -50,25 +50,30 @@ def _stretch(grey: np.ndarray) -> np.ndarray:
         scale = 2.0 / max(float(hi - lo), 16.0)
         return np.clip((grey.astype(np.float32) - float(lo)) * scale - 1.0, -1.0, 1.0)
     # 8-bit: the same percentiles from a histogram and the same arithmetic through a 256-entry
-    # table, bit for bit (tests/unit/test_read.py), at a quarter of the cost: this runs for every crop.
+    # table, bit for bit (tests/unit/test_read.py), at a fraction of the cost: this runs for every crop.
     lo, hi = _percentiles_u8(grey, (2, 98))
     scale = 2.0 / max(float(hi - lo), 16.0)
     lut = np.clip((np.arange(256, dtype=np.float32) - float(lo)) * scale - 1.0, -1.0, 1.0)
-    return lut[grey]
+    return cv2.LUT(grey, lut)  # lut[grey], several times faster
 
 
 def _percentiles_u8(grey: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     """np.percentile(grey, qs) (linear method) for uint8 pixels, from their histogram."""
     cum = np.cumsum(np.bincount(grey.ravel(), minlength=256))
     n = int(cum[-1])
-    out = []
-    for q in qs:
-        at = q / 100 * (n - 1)
+    ats = [q / 100 * (n - 1) for q in qs]
+    ranks = []
+    for at in ats:
         below = math.floor(at)
-        # the k-th smallest pixel (from 0) is the first grey level whose cumulative count exceeds k
-        a, b = np.searchsorted(cum, [below, min(below + 1, n - 1)], side="right").astype(np.float64)
-        t = at - below
-        out.append(float(a + (b - a) * t) if t < 0.5 else float(b - (b - a) * (1 - t)))  # numpy's lerp
+        ranks += [below, min(below + 1, n - 1)]
+    # the k-th smallest pixel (from 0) is the first grey level whose cumulative count exceeds k;
+    # one search for every rank at once
+    levels = np.searchsorted(cum, ranks, side="right").tolist()
+    out = []
+    for j, at in enumerate(ats):
+        a, b = float(levels[2 * j]), float(levels[2 * j + 1])
+        t = at - math.floor(at)
+        out.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))  # numpy's lerp
     return out
 
 
@@ -121,13 +126,33 @@ def plate_colour(crop: np.ndarray) -> PlateColour:
     if int(np.abs(whole[:, 0].astype(np.int16) - whole[:, 2]).max()) <= 2:
         return PlateColour.UNKNOWN  # exactly grey everywhere (bands included): a monochrome (infrared) camera
     thumb = cv2.resize(centre, (64, 32), interpolation=cv2.INTER_AREA)
-    hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV).reshape(-1, 3)
-    value = hsv[:, 2]
-    background = hsv[value >= np.partition(value, int(len(value) * 0.6))[int(len(value) * 0.6)]]  # the plate's face, not its characters
-    sat = float(np.median(background[:, 1]))
-    hue = float(np.median(background[:, 0]))
+    # Planes, not (pixel, channel) rows: picking pixels from a contiguous plane is several times faster.
+    hue_px, sat_px, value = cv2.split(cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV))
+    face = value >= _kth_smallest_u8(value.ravel(), int(value.size * 0.6))  # the plate's face, not its characters
+    sat = _median_u8(sat_px[face])
+    hue = _median_u8(hue_px[face])
     if sat < 40:
         return PlateColour.WHITE
     if 12 <= hue <= 40:  # OpenCV hue is 0-180; yellow is about 30
         return PlateColour.YELLOW
     return PlateColour.OTHER
+
+
+# Order statistics of 8-bit values from their histogram: the same numbers as np.partition and
+# np.median, at a fraction of their cost on the 2048 pixels of a colour thumbnail.
+def _ranks_u8(values: np.ndarray, ranks: list[int]) -> list[int]:
+    """The k-th smallest (from 0) of uint8 `values`, for each k in `ranks`."""
+    cum = np.cumsum(np.bincount(values, minlength=256))
+    # the first level whose cumulative count exceeds k
+    return np.searchsorted(cum, ranks, side="right").tolist()
+
+
+def _kth_smallest_u8(values: np.ndarray, k: int) -> int:
+    return _ranks_u8(values, [k])[0]
+
+
+def _median_u8(values: np.ndarray) -> float:
+    """np.median of non-empty uint8 values: the middle one, or the mean of the middle two."""
+    n = len(values)
+    lo, hi = _ranks_u8(values, [(n - 1) // 2, n // 2])
+    return (lo + hi) / 2
