@@ -119,7 +119,7 @@ class Decoded:
 
 
 # A text's fits depend only on the text and the table, and the same texts recur frame after frame
-# while a vehicle passes, so they are kept. Bounded: the whole cache is dropped when full (a few MB).
+# while a vehicle passes, so they are kept. Bounded: the whole cache is dropped when full (about 1 MB).
 _MATCH_CACHE_SIZE = 4096
 _Fits = tuple[tuple[int, tuple[int, ...], str], ...]  # (template index, swapped positions, corrected text)
 
@@ -168,13 +168,19 @@ def _match(table: _Table, text: str) -> _Fits:
     fitting = -1  # every template
     for at, ch in zip(table.fits, text):
         fitting &= at[ch]
-    swappable = [i for i, ch in enumerate(text) if ch in LOOKALIKES]
+    if fitting <= 0:
+        return ()
+    # Per position: the fitting templates that need the look-alike there. Where none needs one
+    # (most texts), every fit keeps the text as it is: the first template is the fit.
+    needs = [(i, m) for i, ch in enumerate(text) if ch in LOOKALIKES and (m := fitting & ~table.allows[i][ch])]
+    if not needs:
+        return (((fitting & -fitting).bit_length() - 1, (), text),)
     out: list[tuple[int, tuple[int, ...], str]] = []
     seen: set[tuple[int, ...]] = set()
-    while fitting > 0:
+    while fitting:
         bit = fitting & -fitting  # templates in table order: preferred countries come first
         fitting ^= bit
-        swapped = tuple(i for i in swappable if not table.allows[i][text[i]] & bit)
+        swapped = tuple(i for i, m in needs if m & bit)
         # Templates that keep and swap the same positions give the same text and score: the first
         # is the one a full scan would keep.
         if swapped not in seen:
@@ -186,17 +192,17 @@ def _match(table: _Table, text: str) -> _Fits:
     return tuple(out)
 
 
-def _fit(text: str, rows: list[list[float]], base: list[float], logs: list[float], swapped: tuple[int, ...]) -> tuple[float, tuple[float, ...]]:
+def _fit(text: str, rows: list[list[float]], probs: list[float], logs: list[float], swapped: tuple[int, ...]) -> tuple[float, tuple[float, ...]]:
     """The log score and character confidences of `text` with the look-alikes at `swapped` put in.
 
-    `base` and `logs` are the text's own probabilities and their logs. The score is summed position
-    by position in order, as the ranking has always summed it, so scores stay the same to the bit."""
-    confs, terms = base, logs
+    `probs` and `logs` are the text's own characters' probabilities and their logs. The score is
+    summed position by position in order, as it always was, so scores stay the same to the bit."""
+    confs, terms = probs, logs
     if swapped:
-        confs, terms = list(base), list(logs)
+        confs, terms = list(probs), list(logs)
         for i in swapped:
             ch = text[i]
-            p, q = base[i], rows[i][_INDEX[LOOKALIKES[ch]]]
+            p, q = probs[i], rows[i][_INDEX[LOOKALIKES[ch]]]
             confs[i] = min(1.0, p + q)  # the model was sure of the shape; the grammar names the character
             cap = NEAR_IDENTICAL_MAX_COST if ch in NEAR_IDENTICAL else SWAP_MAX_COST
             terms[i] = max(math.log(max(q, _P_FLOOR)), logs[i] - cap)
@@ -268,14 +274,14 @@ def decode(lattice: Lattice, countries: tuple[str, ...] = ("GB",), max_alternati
         if old is None or score > old[0]:
             results[text] = (score, confs, fmt, swaps)
 
-    for text, rows, base, logs, extra in _candidates(lattice):
-        keep(text, sum(logs) + extra - NO_FORMAT_COST, tuple(base), None, 0)
+    for text, rows, probs, logs, extra in _candidates(lattice):
+        keep(text, sum(logs) + extra - NO_FORMAT_COST, tuple(probs), None, 0)
         group = table.get(len(text))
         if group is None:
             continue
         for k, swapped, new_text in _matching(group, text):
             fmt, _, preferred = group.entries[k]
-            score, confs = _fit(text, rows, base, logs, swapped)
+            score, confs = _fit(text, rows, probs, logs, swapped)
             keep(new_text, score + extra - (0.0 if preferred else FOREIGN_COST), confs, fmt, len(swapped))
     ranked = sorted(results.items(), key=lambda kv: kv[1][0], reverse=True)[: 1 + max_alternatives]
     return [Decoded(text, confs, score, fmt, swaps) for text, (score, confs, fmt, swaps) in ranked]

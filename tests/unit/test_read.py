@@ -321,3 +321,41 @@ def test_a_weak_yellow_plate_is_not_read_negated(monkeypatch, colour, runs):
     model = _ScriptedModel([""], [""])  # nothing legible either way: a weak reading
     OnnxReader(model, ("GB",)).read([plate])
     assert model.batches == runs
+
+
+def test_colour_order_statistics_are_numpys():
+    from edge.plates.image import _kth_smallest_u8, _median_u8
+
+    rng = np.random.default_rng(12)
+    for n in (1, 2, 3, 4, 1229, 2048):
+        for values in (rng.integers(0, 256, n), rng.integers(100, 104, n), np.full(n, 255)):
+            values = values.astype(np.uint8)
+            assert _median_u8(values) == float(np.median(values))
+            k = int(n * 0.6)
+            assert _kth_smallest_u8(values, k) == np.partition(values, k)[k]
+
+
+def test_batch_input_is_each_crops_model_input():
+    rng = np.random.default_rng(13)
+    crops = [random_plate(rng, "GB", colour=c, lines=lines, height_px=h).image
+             for c, lines, h in (("yellow", 1, 40), ("white", 2, 80), ("white", 1, 25))]
+    batch = batch_input(crops, 32, 128)
+    assert batch.shape == (3, 1, 32, 128) and batch.dtype == np.float32
+    for crop, x in zip(crops, batch):
+        np.testing.assert_array_equal(x[0], plate_input(crop, 32, 128))
+    with pytest.raises(ValueError, match="no crops"):
+        batch_input([], 32, 128)
+
+
+def test_a_weak_reading_works_out_its_plate_colour_once(monkeypatch):
+    # The colour decides the negated second look and goes into the reading: one estimate serves both.
+    import edge.read
+
+    calls = []
+    monkeypatch.setattr(edge.read, "_may_be_dark", lambda x: np.ones(len(x), bool))
+    monkeypatch.setattr(edge.read, "plate_colour", lambda crop: calls.append(crop) or PlateColour.WHITE)
+    plate = random_plate(np.random.default_rng(8), "GB", text="AB12CDE", colour="white", height_px=40).image
+    model = _ScriptedModel(["AB1XCDE"], ["AB1XCDE"])  # fits no format: weak, read negated, no better
+    reading = OnnxReader(model, ("GB",)).read([plate])[0]
+    assert model.batches == [1, 1]
+    assert reading.text == "AB1XCDE" and reading.colour is PlateColour.WHITE and len(calls) == 1
