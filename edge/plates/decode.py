@@ -1,6 +1,8 @@
 """From the reader's per-time-step probabilities to a plate reading: CTC decoding plus the country grammars.
 
 Plain numpy, outside the model graph, so a new country needs a grammar here and no retraining.
+It runs for every crop, so the hot paths work on Python ints, floats and lists, which beat numpy
+on arrays of a few characters; the plain algorithms they must equal are in tests/unit/test_decode.py.
 
 1. Best-path CTC decoding gives the characters, and for each one the probabilities of every
    character at its frames (a *lattice*). Backends without per-frame output (tesseract) build a
