@@ -70,17 +70,15 @@ def _percentiles_u8(grey: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     cum = np.bincount(grey.ravel(), minlength=256).cumsum()  # methods: numpy's function wrappers cost more here
     n = int(cum[-1])
     ats = [q / 100 * (n - 1) for q in qs]
-    ranks = []
-    for at in ats:
-        below = math.floor(at)
-        ranks += [below, min(below + 1, n - 1)]
+    belows = [math.floor(at) for at in ats]
     # the k-th smallest pixel (from 0) is the first grey level whose cumulative count exceeds k;
-    # one search for every rank at once
+    # one search for the two ranks around every percentile
+    ranks = [r for below in belows for r in (below, min(below + 1, n - 1))]
     levels = cum.searchsorted(ranks, side="right").tolist()
     out = []
-    for j, at in enumerate(ats):
+    for j, (at, below) in enumerate(zip(ats, belows)):
         a, b = float(levels[2 * j]), float(levels[2 * j + 1])
-        t = at - math.floor(at)
+        t = at - below
         out.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))  # numpy's lerp
     return out
 
