@@ -292,15 +292,16 @@ class OnnxPlateDetector:
             self._plans[key] = (windows, roi, widths)
         return self._plans[key]
 
+    def network(self, height: int, width: int) -> OnnxModel:
+        """The model to run on a canvas of this size: for a free-size model, its session fixed to that size."""
+        return self.model if self._free_hw is None else self.model.sized(**dict(zip(self._free_hw, (height, width))))
+
     def detect_window(self, image: np.ndarray, window: Window, shrink: float = 1.0, max_scale: float = math.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N,4), scores (N,), corners (N,4,2) in frame pixels for one window, before filtering and NMS."""
         crop = image[window.y : window.y + window.h, window.x : window.x + window.w]
         canvas, scale = letterbox(crop, self.input_hw, self.pad, shrink, max_scale, trim=self._free_hw is not None)
         tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32)
-        model = self.model
-        if self._free_hw is not None:
-            model = model.sized(**dict(zip(self._free_hw, canvas.shape[:2])))
-        heat, reg = model.run(tensor)
+        heat, reg = self.network(canvas.shape[0], canvas.shape[1]).run(tensor)
         boxes, scores, corners = decode(heat[0, 0], reg[0], self.threshold, self.stride)
         # Drop what was found in the grey padding (no image there).
         inside = (boxes[:, 0] + boxes[:, 2] / 2 < crop.shape[1] * scale) & (boxes[:, 1] + boxes[:, 3] / 2 < crop.shape[0] * scale)
