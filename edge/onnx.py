@@ -20,7 +20,7 @@ from edge.errors import ModelError
 log = logging.getLogger(__name__)
 
 
-MAX_SIZED_SESSIONS = 6  # sessions kept per model for fixed sizes of its free dimensions: each holds ~12 MB of buffers
+MAX_SIZED_SESSIONS = 4  # sessions kept per model for fixed sizes of its free dimensions: each holds ~12 MB of buffers
 
 
 @dataclass
