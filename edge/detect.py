@@ -16,9 +16,9 @@ This module does everything around the network in numpy/OpenCV:
    more inference; at most MAX_TILES).
 2. Letterbox each window: resize the uint8 image (INTER_AREA when shrinking, as in
    training), paste it top-left on a grey canvas. A model whose input size is free (the
-   committed ones) gets a canvas no larger than the picture needs, rounded up to the network's
-   stride of 32: a 4:3 photo or a wide ROI strip costs time in proportion to its area, and a
-   calibrated camera draws its smallest plate no wider than PLATE_INPUT_PX.
+   committed ones) gets a canvas no larger than the picture needs, rounded up to CANVAS_STEP:
+   a 4:3 photo or a wide ROI strip costs time in proportion to its area, and a calibrated
+   camera draws its smallest plate no wider than PLATE_INPUT_PX.
 3. Decode: local maxima of the heat map above the threshold -> box and corners. An
    uncalibrated picture in which nothing was found is looked at once more drawn at
    half size (ZOOM_OUT), for close-ups whose plate is wider than any seen in training.
