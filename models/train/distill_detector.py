@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.train.train_detector import CHANNELS, NECK, PlateNet, focal_loss, reg_loss
+from models.train.train_detector import PlateNet, focal_loss, reg_loss
 
 try:
     import torch
@@ -74,8 +74,7 @@ def distill(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     state = torch.load(args.teacher, map_location="cpu", weights_only=False)
-    arch = state.get("arch", {"c": list(CHANNELS), "neck": NECK})
-    teacher = PlateNet(tuple(arch["c"]), arch["neck"], arch.get("neck4"))
+    teacher = PlateNet.from_arch(state.get("arch"))
     teacher.load_state_dict(state["model"])
     teacher.eval().requires_grad_(False)
     student, copied = student_from(teacher, args.stem, args.neck4)

@@ -78,8 +78,8 @@ class PlateNet(nn.Module):
         """`c[0]` is the stem's width; `neck4` (default `neck`) the width of the stride-4 level, where
         the cells are many: a slimmer one there costs least accuracy per millisecond saved."""
         super().__init__()
-        self.arch = {"c": list(c), "neck": neck, "neck4": neck4 or neck}  # saved with checkpoints, read by export
         neck4 = neck4 or neck
+        self.arch = {"c": list(c), "neck": neck, "neck4": neck4}  # saved with checkpoints (from_arch)
         self.stem = conv_bn_relu(3, c[0], 3, 2)
         self.s4 = nn.Sequential(SepBlock(c[0], c[1], 2), SepBlock(c[1], c[1]))
         self.s8 = nn.Sequential(SepBlock(c[1], c[2], 2), SepBlock(c[2], c[2]), SepBlock(c[2], c[2]))
@@ -95,6 +95,12 @@ class PlateNet(nn.Module):
         nn.init.constant_(self.head.bias[:1], HEAT_PRIOR_BIAS)
         # Input scaling lives here so export can fold it into the first convolution.
         self.input_scale = 1.0 / 255.0
+
+    @classmethod
+    def from_arch(cls, arch: dict | None) -> PlateNet:
+        """The network a checkpoint's "arch" describes (checkpoints from before it have the defaults)."""
+        arch = arch or {}
+        return cls(tuple(arch.get("c", CHANNELS)), arch.get("neck", NECK), arch.get("neck4"))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.input_scale != 1.0:
@@ -252,8 +258,7 @@ def sidecar(meta: dict, input_hw: tuple[int, int]) -> dict:
 
 def export(ckpt: Path, onnx_path: Path, int8_path: Path | None, data_dir: Path | None, seed: int = 0, input_hw: tuple[int, int] = EXPORT_HW) -> None:
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    arch = state.get("arch", {})
-    net = PlateNet(tuple(arch.get("c", CHANNELS)), arch.get("neck", NECK), arch.get("neck4"))
+    net = PlateNet.from_arch(state.get("arch"))
     net.load_state_dict(state["model"])
     net.eval()
     wrapper = ExportWrapper(net).eval()
