@@ -47,9 +47,12 @@ class OnnxModel:
 
     @property
     def free_hw(self) -> tuple[str, str] | None:
-        """Names of the first (N, C, H, W) input's height and width when the file leaves both free, else None."""
+        """Names of the first (N, C, H, W) input's height and width when the file leaves each free on its own, else None.
+
+        One name for both says height == width: fixed to one canvas's width, it would refuse that canvas's height."""
         shape = self.session.get_inputs()[0].shape
-        return (shape[2], shape[3]) if len(shape) == 4 and isinstance(shape[2], str) and isinstance(shape[3], str) else None
+        free = len(shape) == 4 and isinstance(shape[2], str) and isinstance(shape[3], str) and shape[2] != shape[3]
+        return (shape[2], shape[3]) if free else None
 
     def sized(self, **dims: int) -> OnnxModel:
         """This model with named free dimensions fixed, e.g. `sized(height=448, width=608)`.

@@ -102,3 +102,32 @@ def test_the_detector_takes_any_input_size_fixed_per_session(name):
     # The same graph at the sidecar's full size gives what the file's free-size session gives.
     full = model.sized(height=448, width=800).run(image)
     assert np.allclose(full[0], model.run(image)[0], atol=1e-5)
+
+
+def _detector_with_input_dims(tmp_path: Path, height: int | str, width: int | str) -> Path:
+    """models/detector.onnx copied with its input height and width declared as given: an int fixes one, a name leaves it free."""
+    import onnx
+
+    model = onnx.load(str(MODELS_DIR / "detector.onnx"))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in ((dims[2], height), (dims[3], width)):
+        dim.Clear()
+        if isinstance(value, int):
+            dim.dim_value = value
+        else:
+            dim.dim_param = value
+    onnx.save(model, str(tmp_path / "detector.onnx"))
+    shutil.copy(MODELS_DIR / "detector.json", tmp_path / "detector.json")
+    return tmp_path / "detector.onnx"
+
+
+@needs_models
+@pytest.mark.parametrize("height, width", [(448, 800), ("size", "size")], ids=["static (an older export)", "one name for both"])
+def test_a_detector_whose_height_and_width_are_not_free_apart_runs_at_the_sidecar_size(tmp_path, height, width):
+    # One name for both says height == width: a session with it fixed to a canvas's width refuses a
+    # canvas of another height, so such a file gets the sidecar's full canvas, as a static one does.
+    path = _detector_with_input_dims(tmp_path, height, width)
+    detector = load_detector(CameraConfig().with_overrides(detector={"model": str(path)}))
+    assert detector.model.free_hw is None
+    assert detector.network(448, 640) is detector.model
+    detector.detect(np.full((480, 640, 3), 90, np.uint8))  # 4:3: a 448x640 canvas, were it trimmed
