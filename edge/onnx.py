@@ -59,16 +59,17 @@ class OnnxModel:
 
         onnxruntime fuses and lays out a graph fully only when every shape is known: run with free
         dimensions, the detector is about 10 % slower than the same graph at a fixed size. One
-        session per size is kept (a camera uses one or two), the oldest dropped beyond MAX_SIZED_SESSIONS.
+        session per size is kept (a camera uses one or two), the least recently used dropped beyond
+        MAX_SIZED_SESSIONS (the dict is kept in order of use).
         """
         key = tuple(sorted(dims.items()))
-        model = self._sized.get(key)
+        model = self._sized.pop(key, None)
         if model is None:
             session = _session(self.path, self.threads, dims)
             model = OnnxModel(self.path, self.sidecar, self.sha256, session, self.input_names, self.output_names, self.threads)
             if len(self._sized) >= MAX_SIZED_SESSIONS:
                 del self._sized[next(iter(self._sized))]
-            self._sized[key] = model
+        self._sized[key] = model
         return model
 
 

@@ -131,3 +131,16 @@ def test_a_detector_whose_height_and_width_are_not_free_apart_runs_at_the_sideca
     assert detector.model.free_hw is None
     assert detector.network(448, 640) is detector.model
     detector.detect(np.full((480, 640, 3), 90, np.uint8))  # 4:3: a 448x640 canvas, were it trimmed
+
+
+def test_the_session_dropped_beyond_the_limit_is_the_least_recently_used(monkeypatch):
+    # Over photos of many sizes the common size must stay open: each reopening costs ~11 ms.
+    import edge.onnx
+
+    monkeypatch.setattr(edge.onnx, "_session", lambda path, threads, dims=None: object())
+    model = edge.onnx.OnnxModel(Path("stub.onnx"), {}, "0" * 64, session=None)
+    common = model.sized(height=448, width=640)
+    for width in range(64, 64 * (edge.onnx.MAX_SIZED_SESSIONS + 2), 64):  # more other sizes than are kept
+        model.sized(height=256, width=width)
+        assert model.sized(height=448, width=640) is common
+    assert len(model._sized) == edge.onnx.MAX_SIZED_SESSIONS
