@@ -50,7 +50,8 @@ MIN_PLATE_INPUT_PX = 40.0  # narrower plates at the model input are often missed
 # A calibrated camera's window is drawn no larger than puts its smallest plate at this width: wider
 # plates cost time and find no more (recall at 63 px wide is already 98 %: models/detector.md).
 PLATE_INPUT_PX = 64.0
-CANVAS_STEP = 64  # a free-size canvas side is a multiple of this (and of the network's stride, 32): fewer sizes, fewer sessions
+NET_STRIDE = 32  # the network's coarsest stride (five stride-2 stages): every input side is a multiple of it
+CANVAS_STEP = 64  # a free-size canvas side is a multiple of this (and of NET_STRIDE): fewer sizes, fewer sessions
 MAX_TILES = 6  # bounds the cost of tiling: 6 inferences per frame at most
 PLATE_WIDTH_TOLERANCE = (0.6, 1.6)  # calibrated (min, max) widths are estimates: allow this much beyond them
 DEFAULT_INPUT_HW = (448, 800)  # when a sidecar does not say
@@ -378,10 +379,18 @@ def load_detector(cfg: CameraConfig, calibration: Any = None) -> PlateDetector:
     path: Path = cfg.model_path(cfg.detector.model)
     model = load_model(path, threads=cfg.detector.threads)
     detector = OnnxPlateDetector(model, cfg.detector.threshold, cfg.detector.nms_iou, calibration)
-    # One warm-up run so the first real frame is not slowed by onnxruntime's lazy initialisation.
     h, w = detector.input_hw
+    if h % NET_STRIDE or w % NET_STRIDE:
+        raise ModelError(f"{path.with_suffix('.json')}: input {h}x{w} (height x width) does not fit the model {path}: both must be multiples of {NET_STRIDE}")
+    fixed = list(model.session.get_inputs()[0].shape[2:])
+    if all(isinstance(d, int) for d in fixed) and fixed != [h, w]:
+        raise ModelError(f"{path.with_suffix('.json')}: input {h}x{w} (height x width) does not fit the model {path}, which takes {fixed[0]}x{fixed[1]}")
+    # A warm-up on a blank frame of the camera's size opens the sessions its frames will use (and the
+    # close-up retry's), so the first real frame is not slowed by onnxruntime's lazy initialisation.
+    size = getattr(calibration, "image_size", None)
+    fw, fh = (int(size[0]), int(size[1])) if size else (w, h)
     try:
-        detector.detect_window(np.full((h, w, 3), DEFAULT_PAD, np.uint8), Window(0, 0, w, h))
-    except Exception as err:  # onnxruntime's untyped errors: most often a sidecar that does not match the model
+        detector.detect(np.full((fh, fw, 3), DEFAULT_PAD, np.uint8))
+    except Exception as err:  # onnxruntime's untyped errors: a model that is not this detector's kind
         raise ModelError(f"{path.with_suffix('.json')}: input {h}x{w} (height x width) does not fit the model {path}: {err}") from None
     return detector

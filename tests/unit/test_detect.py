@@ -11,6 +11,7 @@ import pytest
 
 from edge.config import MODELS_DIR, CameraConfig
 from edge.detect import (
+    CANVAS_STEP,
     MAX_TILES,
     MIN_PLATE_INPUT_PX,
     OnnxPlateDetector,
@@ -233,7 +234,8 @@ def test_a_calibrated_camera_draws_its_smallest_plate_at_plate_input_px():
     det = OnnxPlateDetector(model, 0.4, 0.45, cal)
     found = det.detect(_frame_with_plate(900, 800, 220, 48))
     scale = PLATE_INPUT_PX / 200.0  # below the 1/3 that would fit the 1920 x 540 ROI strip into 640 x 384
-    assert model.sizes == [(-(-round(540 * scale) // 32) * 32, -(-round(1920 * scale) // 32) * 32)]
+    step = CANVAS_STEP
+    assert model.sizes == [(-(-round(540 * scale) // step) * step, -(-round(1920 * scale) // step) * step)]
     assert len(found) == 1 and found[0].box.iou(Box(900, 800, 220, 48)) > 0.8
 
 

@@ -144,3 +144,21 @@ def test_the_session_dropped_beyond_the_limit_is_the_least_recently_used(monkeyp
         model.sized(height=256, width=width)
         assert model.sized(height=448, width=640) is common
     assert len(model._sized) == edge.onnx.MAX_SIZED_SESSIONS
+
+
+@needs_models
+def test_a_fixed_size_detector_whose_sidecar_names_another_size_is_a_model_error(tmp_path):
+    path = _detector_with_input_dims(tmp_path, 384, 640)  # an export at 384x640, its sidecar saying 448x800
+    with pytest.raises(ModelError, match=r"detector\.json.*448x800.*takes 384x640"):
+        load_detector(CameraConfig().with_overrides(detector={"model": str(path)}))
+
+
+@needs_models
+def test_the_warm_up_opens_the_sessions_a_calibrated_camera_uses(tmp_path):
+    from types import SimpleNamespace
+
+    cal = SimpleNamespace(image_size=(1920, 1080), roi=[(0, 540), (1919, 540), (1919, 1079), (0, 1079)], plate_width_px=(150.0, 300.0))
+    detector = load_detector(CameraConfig(), cal)
+    # The 1919x539 ROI strip drawn 800 px wide is 225 px high: a 256x800 canvas, and no session for
+    # the sidecar's full 448x800 one, which its frames never use (nor a close-up retry: it is calibrated).
+    assert set(detector.model._sized) == {(("height", 256), ("width", 800))}
