@@ -24,6 +24,17 @@ def write_frames(folder: Path, n: int, size=(64, 48)) -> list[Path]:
     return paths
 
 
+def _clip(path: Path, shades, fourcc: str = "MJPG") -> bool:
+    """A 64x48 clip at 10 fps, one flat frame per shade; False when this OpenCV build cannot write `fourcc`."""
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (64, 48))
+    if not out.isOpened():
+        return False
+    for shade in shades:
+        out.write(np.full((48, 64, 3), shade, np.uint8))
+    out.release()
+    return path.exists() and path.stat().st_size > 0
+
+
 def test_folder_yields_frames_in_order_with_fixed_rate_timestamps(tmp_path):
     write_frames(tmp_path, 5)
     src = open_source(str(tmp_path), CaptureSection(fps=10))
@@ -67,10 +78,7 @@ def test_unknown_source_names_it_without_credentials():
 
 def test_video_file_frames(tmp_path):
     path = tmp_path / "clip.avi"
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(6):
-        out.write(np.full((48, 64, 3), i * 30, np.uint8))
-    out.release()
+    _clip(path, range(0, 180, 30))
     src = open_source(str(path), CaptureSection())
     assert isinstance(src, VideoFileSource)
     frames = list(src.frames())
@@ -225,10 +233,7 @@ def test_video_file_times_end_at_its_modification_time_not_after_it(tmp_path):
     from datetime import datetime, timedelta, timezone
 
     path = tmp_path / "clip.avi"
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(20):
-        out.write(np.full((48, 64, 3), i * 10, np.uint8))
-    out.release()
+    _clip(path, range(0, 200, 10))
     finished = datetime(2026, 3, 29, 0, 59, 59, tzinfo=timezone.utc)
     os.utime(path, (finished.timestamp(), finished.timestamp()))
     frames = list(open_source(str(path), CaptureSection()).frames())
@@ -318,10 +323,7 @@ def test_a_video_file_whose_name_is_not_utf8_is_read_not_a_crash(tmp_path):
     import sys
 
     good = tmp_path / "clip.avi"
-    out = cv2.VideoWriter(str(good), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(4):
-        out.write(np.full((48, 64, 3), i * 40, np.uint8))
-    out.release()
+    _clip(good, range(0, 160, 40))
     latin1 = os.fsencode(tmp_path) + b"/caf\xe9.avi"  # "café.avi" as a Windows share or an old recorder writes it
     try:
         with open(latin1, "wb") as f:
@@ -336,21 +338,13 @@ def test_a_video_file_whose_name_is_not_utf8_is_read_not_a_crash(tmp_path):
     assert done.stdout.strip() == "4"
 
 
-def _mpeg_ts(path: Path, shades: range) -> bool:
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MPEG"), 10, (64, 48))
-    if not out.isOpened():
-        return False
-    for shade in shades:
-        out.write(np.full((48, 64, 3), shade, np.uint8))
-    out.release()
-    return path.exists() and path.stat().st_size > 0
 
 
 def test_recordings_joined_end_to_end_keep_time_moving_forward(tmp_path):
     """`cat seg1.ts seg2.ts`: the second segment's clock starts at 0 again. Its reads were stamped in the first
     segment's time, and the tracker took the step back for a clock change that ends every open pass."""
     one, two = tmp_path / "one.ts", tmp_path / "two.ts"
-    if not (_mpeg_ts(one, range(0, 100, 10)) and _mpeg_ts(two, range(100, 200, 10))):
+    if not (_clip(one, range(0, 100, 10), "MPEG") and _clip(two, range(100, 200, 10), "MPEG")):
         pytest.skip("this OpenCV build cannot write MPEG-TS")
     joined = tmp_path / "joined.ts"
     joined.write_bytes(one.read_bytes() + two.read_bytes())
@@ -396,7 +390,7 @@ def test_a_video_without_a_clock_gets_the_configured_rate_not_one_instant(tmp_pa
 def test_a_video_that_opens_but_holds_no_frame_is_refused_not_a_silent_success(tmp_path):
     """A recording cut before its first frame: `edge run --once` ended "done: 0 frames" with status 0."""
     path = tmp_path / "empty.avi"
-    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48)).release()  # header, no frame
+    _clip(path, ())  # a header, no frame
     with pytest.raises(SourceError, match="empty.avi.*no frame"):
         open_source(str(path), CaptureSection())
 
@@ -428,12 +422,8 @@ def test_closing_a_live_source_does_not_wait_out_a_stalled_read(monkeypatch):
 def test_common_recorder_export_formats_are_read_as_video(tmp_path, suffix):
     """An NVR's .mpg/.mts/.wmv export was refused as 'not a video file this engine knows', though FFmpeg reads it."""
     path = tmp_path / f"export{suffix}"
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*("WMV2" if suffix == ".wmv" else "MPEG")), 10, (64, 48))
-    if not out.isOpened():
+    if not _clip(path, range(0, 200, 40), "WMV2" if suffix == ".wmv" else "MPEG"):
         pytest.skip(f"this OpenCV build cannot write {suffix}")
-    for i in range(5):
-        out.write(np.full((48, 64, 3), i * 40, np.uint8))
-    out.release()
     assert len(list(open_source(str(path), CaptureSection()).frames())) == 5
 
 
@@ -475,10 +465,7 @@ def test_a_recording_on_the_dev_shm_ram_disk_is_read_as_a_file_not_a_device():
     try:
         write_frames(folder / "frames", 2)
         clip = folder / "clip.avi"
-        out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-        for i in range(3):
-            out.write(np.full((48, 64, 3), i * 60, np.uint8))
-        out.release()
+        _clip(clip, range(0, 180, 60))
         video = open_source(str(clip), CaptureSection())
         frames = open_source(str(folder / "frames"), CaptureSection())
         try:

@@ -67,9 +67,26 @@ def test_a_camera_whose_source_ends_is_not_restarted_and_serve_returns(tmp_path,
     assert "finished its source" in caplog.text and "restarting" not in caplog.text
 
 
+def _popen_out_of_memory_at(monkeypatch, n: int) -> list:
+    """Make serve's n-th process start fail as fork() does without memory; returns the list of starts."""
+    import subprocess
+
+    from edge import serve as serve_mod
+
+    real_popen, calls = subprocess.Popen, []
+
+    def popen(*args, **kw):
+        calls.append(args)
+        if len(calls) == n:
+            raise OSError(12, "Cannot allocate memory")
+        return real_popen(*args, **kw)
+
+    monkeypatch.setattr(serve_mod.subprocess, "Popen", popen)
+    return calls
+
+
 def test_a_failed_restart_is_retried_and_never_orphans_the_other_cameras(tmp_path, monkeypatch, caplog):
     """fork() failing for lack of memory on one restart must not end the supervisor and leave cameras unsupervised."""
-    import subprocess
     import sys
 
     from edge import serve as serve_mod
@@ -78,15 +95,7 @@ def test_a_failed_restart_is_retried_and_never_orphans_the_other_cameras(tmp_pat
     crash = serve_mod._Child("north", [sys.executable, "-c", "raise SystemExit(3)"])
     steady = serve_mod._Child("south", [sys.executable, "-c", "import time; time.sleep(60)"])
     monkeypatch.setattr(serve_mod, "camera_commands", lambda site: [crash, steady])
-    real_popen, calls = subprocess.Popen, []
-
-    def popen(*args, **kw):
-        calls.append(args)
-        if len(calls) == 3:  # the first restart of the crashing camera
-            raise OSError(12, "Cannot allocate memory")
-        return real_popen(*args, **kw)
-
-    monkeypatch.setattr(serve_mod.subprocess, "Popen", popen)
+    calls = _popen_out_of_memory_at(monkeypatch, 3)  # the first restart of the crashing camera
 
     class Stop(threading.Event):
         def wait(self, timeout=None):  # poll quickly; stop once the crashing camera was restarted after the failure
@@ -116,7 +125,6 @@ def test_a_camera_with_no_source_is_refused_before_any_camera_starts(tmp_path):
 
 def test_a_camera_that_cannot_be_started_at_boot_is_retried_and_serve_keeps_running(tmp_path, monkeypatch, caplog):
     """fork() failing for the first camera at boot raised out of serve: the cameras already started went unsupervised."""
-    import subprocess
     import sys
 
     from edge import serve as serve_mod
@@ -125,15 +133,7 @@ def test_a_camera_that_cannot_be_started_at_boot_is_retried_and_serve_keeps_runn
     north = serve_mod._Child("north", [sys.executable, "-c", "import time; time.sleep(60)"])
     south = serve_mod._Child("south", [sys.executable, "-c", "import time; time.sleep(60)"])
     monkeypatch.setattr(serve_mod, "camera_commands", lambda site: [north, south])
-    real_popen, calls = subprocess.Popen, []
-
-    def popen(argv, **kw):
-        calls.append(argv)
-        if len(calls) == 1:  # the very first start, at boot
-            raise OSError(12, "Cannot allocate memory")
-        return real_popen(argv, **kw)
-
-    monkeypatch.setattr(serve_mod.subprocess, "Popen", popen)
+    calls = _popen_out_of_memory_at(monkeypatch, 1)  # the very first start, at boot
 
     class Stop(threading.Event):
         def wait(self, timeout=None):  # poll quickly; stop once the camera that failed to start has been started
