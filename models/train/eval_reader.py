@@ -88,7 +88,8 @@ def evaluate(name: str, make_reader, crops, with_raw: bool = False) -> dict:
            "sets": {SHORT[k]: score(v) for k, v in by_set.items()}}
     out["sets"]["all"] = score([p for v in by_set.values() for p in v])
     if by_char_px:  # rendered plates: how accuracy grows with the characters' height in pixels
-        out["gb_by_char_px"] = {k: score(by_char_px[k]) for k in sorted(by_char_px, key=lambda k: int(k.split("-")[0].lstrip(">=")))}
+        bins = [_char_bin(lo) for lo in CHAR_PX_BINS]  # each bin's name, in order (the last: beyond the bins)
+        out["gb_by_char_px"] = {k: score(by_char_px[k]) for k in bins if k in by_char_px}
     if with_raw:
         out["no_grammar"] = {SHORT[k]: score(v) for k, v in raw_by_set.items()}
     return out
