@@ -1,9 +1,9 @@
 """Cheap motion gating: no detection on a still scene.
 
 A frame is compared, as a small blurred grey thumbnail, with the thumbnail of the
-last frame that was run through detection. Thumbnails cost well under a
-millisecond at 1080p and ignore sensor noise, JPEG shimmer and lighting that
-brightens or dims the whole scene at once.
+last frame that was run through detection. Thumbnails cost about 0.3 ms at 1080p
+and ignore sensor noise, JPEG shimmer and lighting that brightens or dims the
+whole scene at once.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import cv2
 import numpy as np
 
 _THUMB = (96, 54)
+# Each thumbnail pixel averages _SAMPLES x _SAMPLES pixels picked from its cell: averaging every pixel
+# of a 1080p frame (INTER_AREA straight to the thumbnail) cost 2 ms a frame, a ninth of the frame loop,
+# and 16 samples already smooth sensor noise far below _PIXEL_DELTA.
+_SAMPLES = 4
 _PIXEL_DELTA = 12  # grey levels; below this a change is noise
 
 
@@ -22,7 +26,8 @@ class MotionGate:
 
     def moved(self, image: np.ndarray) -> bool:
         """True when the scene changed enough since the last frame that moved (the first frame always moves)."""
-        thumb = cv2.cvtColor(cv2.resize(image, _THUMB, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        samples = cv2.resize(image, (_THUMB[0] * _SAMPLES, _THUMB[1] * _SAMPLES), interpolation=cv2.INTER_NEAREST)
+        thumb = cv2.cvtColor(cv2.resize(samples, _THUMB, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         thumb = cv2.GaussianBlur(thumb, (3, 3), 0).astype(np.int16)
         # Levels relative to the scene's median: a global step in brightness (LED street lights beating with the
         # shutter, auto-exposure, a cloud) moves the median with it and is not motion; a vehicle, covering a
