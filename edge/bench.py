@@ -8,7 +8,9 @@ most CROP_MAX_SIDE px), read whole with no detection; any other image is a scene
 and a label there without a box is an unlocated plate: each such label takes the detection that reads its text, or
 else the most confident detection left (found, misread), and counts for reading
 only. Unmatched detections are false positives (in the openalpr sets only one plate
-per image is labelled, so some of them are real plates: a labelling gap, not an error).
+per image is labelled, so some of them are real plates: a labelling gap, not an error);
+`false_reads_per_image` counts those of them with a legible reading, the ones `edge read`
+lists as plates (an illegible box is reported apart, as not read).
 
 Speed, per image: decode (cv2.imdecode of the file's bytes, the floor any engine
 pays), the pipeline's own stages (detect, read, ...), and track (sequence folders:
@@ -258,6 +260,7 @@ def accuracy(images: Sequence[ImageOutcome], fold: dict[str, str] | None = None)
         "blank_images": sum(1 for im in images if im.blank),
         "det_recall_visible": _ratio(sum(1 for p in visible if p.detected), len(visible)) if visible else None,
         "false_pos_per_image": _ratio(n_fp, len(images)),
+        "false_reads_per_image": _ratio(sum(1 for im in images for fp in im.false_positives if fp.read), len(images)),
         "read_exact": _ratio(sum(1 for p in texted if exact(p)), len(texted)),
         "read_exact_detected": _ratio(sum(1 for p in detected_texted if exact(p)), len(detected_texted)),
         "char_acc": round(1 - sum(errors(p) for p in texted) / n_chars, 4) if n_chars else 0.0,
@@ -591,6 +594,7 @@ def format_table(results: Sequence[BenchResult]) -> str:
         ("blank images (labels unfindable)", "blank_images", "{:d}"),
         ("detection recall, blank images left out", "det_recall_visible", "{:.1%}"),
         ("false positives / image", "false_pos_per_image", "{:.3f}"),
+        ("  of them read / image", "false_reads_per_image", "{:.3f}"),
         ("exact plate", "read_exact", "{:.1%}"), ("exact plate, detected", "read_exact_detected", "{:.1%}"),
         ("character accuracy", "char_acc", "{:.1%}"),
         ("median ms (end to end)", "median_ms", "{:.1f}"), ("p95 ms", "p95_ms", "{:.1f}"), ("p99 ms", "p99_ms", "{:.1f}"),

@@ -82,6 +82,7 @@ def _summary_table(results: Sequence[BenchResult]) -> str:
         ("blank images (their labels cannot be found)", "blank_images", str),
         ("detection recall, blank images left out", "det_recall_visible", _pct),
         ("false positives per image", "false_pos_per_image", lambda x: f"{x:.3f}"),
+        ("false positives with a legible reading per image", "false_reads_per_image", lambda x: f"{x:.3f}"),
         ("exact plate (end to end)", "read_exact", _pct), ("exact plate, detected plates", "read_exact_detected", _pct),
         ("character accuracy", "char_acc", _pct),
         ("median ms per image (end to end)", "median_ms", lambda x: f"{x:.1f}"),

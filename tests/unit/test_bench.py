@@ -80,7 +80,7 @@ ANSWERS = {
     10: [result((10, 10, 50, 12), "AB12CDE")],
     20: [result((21, 20, 40, 10), "XY34ZZ2"), result((100, 80, 40, 10), "FOO1")],
     30: [],
-    40: [result((30, 31, 40, 20), "QQ")],
+    40: [result((30, 31, 40, 20), "QQ"), result((200, 150, 30, 8), None)],
 }
 
 
@@ -94,8 +94,9 @@ def test_known_counts_give_known_figures(case: BenchResult) -> None:
     s = case.summary
     assert s["images"] == 4 and s["plates"] == 4
     assert s["det_recall"] == 0.75  # 3 of 4 boxes found
-    assert s["det_precision"] == 0.75  # 3 of 4 detections are labelled plates
-    assert s["false_pos_per_image"] == 0.25
+    assert s["det_precision"] == 0.6  # 3 of 5 detections are labelled plates
+    assert s["false_pos_per_image"] == 0.5  # FOO1 and an illegible box
+    assert s["false_reads_per_image"] == 0.25  # FOO1: the illegible box is not reported as a plate
     assert s["read_exact"] == pytest.approx(1 / 3, abs=1e-4)  # only AB12CDE of the three texts
     assert s["read_exact_detected"] == 0.5  # of the two texts that were found
     assert s["char_acc"] == pytest.approx(1 - 8 / 21, abs=1e-4)  # 1 wrong + 7 missed of 21 characters
