@@ -80,7 +80,7 @@ class CaptureSection(_Section):
 
 
 class DetectorSection(_Section):
-    model: Path = Field(Path("detector.onnx"), description="Detector ONNX file; relative names are looked up in models/")
+    model: Path = Field(Path("detector.onnx"), description="Detector ONNX file; a bare name is looked up in models/, a path with a folder is relative to this file")
     threshold: float = Field(0.4, ge=0.01, le=0.99, description="Minimum detection score")
     nms_iou: float = Field(0.45, ge=0.05, le=0.95, description="Overlap above which the weaker of two boxes is dropped")
     motion_gating: bool = Field(True, description="Skip detection when the scene has not changed since the last detection")
@@ -95,7 +95,7 @@ class ReaderBackend(str, Enum):
 
 class ReaderSection(_Section):
     backend: ReaderBackend = Field(ReaderBackend.ONNX, description="'onnx' (the project's model) or 'tesseract'")
-    model: Path = Field(Path("reader.onnx"), description="Reader ONNX file; relative names are looked up in models/")
+    model: Path = Field(Path("reader.onnx"), description="Reader ONNX file; a bare name is looked up in models/, a path with a folder is relative to this file")
     countries: tuple[str, ...] = Field(("GB",), description="Plate grammars to prefer, most likely first (ISO 3166 alpha-2, e.g. GB, IE, FR)")
     min_confidence: float = Field(0.3, ge=0, le=1, description="Readings below this (calibrated) confidence are not published")
     max_alternatives: int = Field(3, ge=0, le=10, description="Ranked alternative readings kept per read")
