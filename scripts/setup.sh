@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the engine and its tests need on a fresh Debian (or Ubuntu) machine:
-# the system packages (tesseract, mosquitto for the tests and the demo) and the Python
-# package with its dev extra in ./.venv. Run as root or with sudo available.
+# the system packages (tesseract, mosquitto for the tests and the demo, the fonts the plate
+# renderer uses) and the Python package with its dev extra in ./.venv. Run as root or with
+# sudo available.
 #   scripts/setup.sh            runtime + tests
-#   scripts/setup.sh --train    also torch (CPU build) and the fonts the plate renderer uses
+#   scripts/setup.sh --train    also torch (CPU build) for retraining
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
