@@ -377,15 +377,21 @@ class Progress:
         self.total, self.label = total, label
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.perf_counter()
+        self._first: tuple[float, int] | None = None  # (time, done) at the first update
 
     def update(self, done: int) -> None:
         if not self.enabled or self.total <= 0:
             return
         width = 30
         filled = int(width * done / self.total)
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate:5.1f} img/s")
+        now = time.perf_counter()
+        # The rate is measured from the first update, not from when the bar was made: callers make it at
+        # their first update, and one image over a few microseconds read as hundreds of thousands a second.
+        if self._first is None:
+            self._first = (now, done)
+        t0, done0 = self._first
+        rate = f"{(done - done0) / (now - t0):5.1f} img/s" if done > done0 and now > t0 else ""
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate}")
         self.stream.flush()
 
     def close(self) -> None:

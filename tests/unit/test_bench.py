@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
+import io
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from edge.bench import (
     BenchResult,
+    Progress,
     accuracy,
     align,
     char_errors,
@@ -378,3 +380,21 @@ def test_labels_on_blank_images_are_counted_apart(tmp_path: Path) -> None:
     assert s["blank_images"] == 1
     assert s["det_recall"] == 0.75  # a, b and d found, c missed
     assert s["det_recall_visible"] == pytest.approx(2 / 3, abs=1e-4)  # d's label left out
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_rate_is_measured_between_updates_not_from_the_bars_creation(monkeypatch) -> None:
+    clock = iter([100.0, 100.5, 101.0])
+    monkeypatch.setattr("edge.bench.time.perf_counter", lambda: next(clock))
+    out = _Tty()
+    bar = Progress(9, "set", stream=out)  # made at the caller's first update, one image already done
+    bar.update(1)
+    assert "img/s" not in out.getvalue()  # no rate from a single point
+    bar.update(3)
+    assert out.getvalue().endswith("3/9   4.0 img/s")  # 2 images in 0.5 s
+    bar.update(5)
+    assert out.getvalue().endswith("5/9   4.0 img/s")
