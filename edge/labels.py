@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +59,27 @@ def _int_or_none(row: dict[str, str], key: str, where: str) -> float | None:
     if raw == "":
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigError(f"{where}: field {key!r} = {raw!r} is not a number") from None
+    if not math.isfinite(value):  # float() takes "nan" and "inf"; a box of them breaks every overlap later
+        raise ConfigError(f"{where}: field {key!r} = {raw!r} is not a finite number")
+    return value
+
+
+def _box(xywh: list[float | None], where: str) -> Box | None:
+    """The plate's box; None when unknown (all four fields empty, or a zero width or height)."""
+    given = [v is not None for v in xywh]
+    if not any(given):
+        return None
+    if not all(given):  # one field lost (a cut or shifted column): the box would silently become "unknown"
+        empty = ", ".join(k for k, g in zip("xywh", given) if not g)
+        raise ConfigError(f"{where}: box field(s) {empty} empty: give all of x,y,w,h or none (box unknown)")
+    x, y, w, h = xywh
+    for key, value in (("w", w), ("h", h)):
+        if value < 0:  # e.g. x2 - x1 with the corners swapped
+            raise ConfigError(f"{where}: field {key!r} = {value:g} is negative (a width or height in pixels; 0 = box unknown)")
+    return Box(x, y, w, h) if w > 0 and h > 0 else None
 
 
 def load_labelled_folder(folder: str | Path) -> list[LabelledImage]:
@@ -76,6 +95,7 @@ def load_labelled_folder(folder: str | Path) -> list[LabelledImage]:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{csv_path}: not UTF-8 text ({err}); save it as CSV UTF-8") from None
     by_image: dict[str, list[LabelledPlate]] = {}
+    first_line: dict[tuple[str, LabelledPlate], int] = {}
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"image", "plate", "x", "y", "w", "h"} - set(reader.fieldnames or ())
@@ -89,11 +109,12 @@ def load_labelled_folder(folder: str | Path) -> list[LabelledImage]:
             plate = re.sub(r"\s+", "", row["plate"] or "").upper()
             if plate and not re.fullmatch(r"[A-Z0-9]+", plate):
                 raise ConfigError(f"{where}: plate {row['plate']!r} must be letters and digits")
-            xywh = [_int_or_none(row, k, where) for k in ("x", "y", "w", "h")]
-            box = None
-            if all(v is not None for v in xywh) and xywh[2] > 0 and xywh[3] > 0:
-                box = Box(*xywh)
-            by_image.setdefault(image, []).append(LabelledPlate(plate, box))
+            label = LabelledPlate(plate, _box([_int_or_none(row, k, where) for k in ("x", "y", "w", "h")], where))
+            key = (image, label)
+            if key in first_line:  # counted twice, the copy would be a plate the engine can never find
+                raise ConfigError(f"{where}: repeats line {first_line[key]} (same image, plate and box)")
+            first_line[key] = n
+            by_image.setdefault(image, []).append(label)
     images = []
     for name in sorted(by_image):
         path = folder / name

@@ -1,0 +1,56 @@
+"""Bad input from an adversarial review: each gets one clear line naming the file, field or value, and loses nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import ConfigError
+from edge.labels import load_labelled_folder
+
+HEADER = b"image,plate,x,y,w,h\n"
+
+
+def _labelled(tmp_path: Path, rows: bytes) -> Path:
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((20, 40, 3), np.uint8))
+    (tmp_path / "labels.csv").write_bytes(HEADER + rows)
+    return tmp_path
+
+
+# ---------------------------------------------------------------------------- labels.csv
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_a_box_field_that_is_not_finite_is_named_with_its_line(tmp_path: Path, value: str) -> None:
+    # float() accepts these; a NaN box crashed `edge bench` with a traceback deep in the matching.
+    folder = _labelled(tmp_path, f"a.jpg,AB12CDE,{value},2,30,8\n".encode())
+    with pytest.raises(ConfigError, match=rf"labels.csv:2: field 'x' = '{value}' is not a finite number"):
+        load_labelled_folder(folder)
+
+
+def test_a_negative_width_is_an_error_not_a_box_silently_dropped(tmp_path: Path) -> None:
+    folder = _labelled(tmp_path, b"a.jpg,AB12CDE,100,2,-30,8\n")
+    with pytest.raises(ConfigError, match=r"labels.csv:2: field 'w' = -30 is negative"):
+        load_labelled_folder(folder)
+
+
+def test_a_box_with_a_field_missing_is_an_error_not_a_box_silently_dropped(tmp_path: Path) -> None:
+    folder = _labelled(tmp_path, b"a.jpg,AB12CDE,1,2,30,\n")
+    with pytest.raises(ConfigError, match=r"labels.csv:2: box field\(s\) h empty"):
+        load_labelled_folder(folder)
+
+
+def test_a_repeated_row_is_named_with_both_lines(tmp_path: Path) -> None:
+    # Counted twice, the copy is a plate the engine can never find: recall would silently drop.
+    folder = _labelled(tmp_path, b"a.jpg,AB12CDE,1,2,30,8\na.jpg,XY34ZZZ,50,2,30,8\na.jpg,AB12CDE,1,2,30,8\n")
+    with pytest.raises(ConfigError, match=r"labels.csv:4: repeats line 2"):
+        load_labelled_folder(folder)
+
+
+def test_unknown_boxes_are_still_accepted(tmp_path: Path) -> None:
+    folder = _labelled(tmp_path, b"a.jpg,AB12CDE,,,,\na.jpg,XY34ZZZ,1,2,0,8\n")
+    (im,) = load_labelled_folder(folder)
+    assert [(p.plate, p.box) for p in im.plates] == [("AB12CDE", None), ("XY34ZZZ", None)]
