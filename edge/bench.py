@@ -24,6 +24,7 @@ vehicle check: the tracks the tracker emits compared with the true vehicle passe
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import sys
@@ -40,6 +41,8 @@ import numpy as np
 from edge.errors import ConfigError
 from edge.labels import LabelledImage, LabelledPlate, load_labelled_folder, split_of
 from edge.types import Box, Frame, Observation
+
+log = logging.getLogger(__name__)
 
 MIN_IOU = 0.5
 # Plate height bins in pixels (lower bound inclusive); the last is open-ended.
@@ -518,6 +521,8 @@ def run_bench(
                 progress(rep * len(images) + n, len(images) * max(1, repeat))
             if image is None:
                 if rep == 0:
+                    # Named here: the summary only counts errors, and exit status 1 alone would not say which image.
+                    log.warning("%s: not a readable image (missing, empty, corrupt or truncated); its plates count as missed", im.path)
                     plates = tuple(PlateOutcome(p.plate, _box_list(p.box) if p.box else None, False, None) for p in im.plates)
                     outcomes.append(ImageOutcome(str(im.path), 0, 0, plates, (), {}, error="cannot decode image"))
                 continue

@@ -54,3 +54,19 @@ def test_unknown_boxes_are_still_accepted(tmp_path: Path) -> None:
     folder = _labelled(tmp_path, b"a.jpg,AB12CDE,,,,\na.jpg,XY34ZZZ,1,2,0,8\n")
     (im,) = load_labelled_folder(folder)
     assert [(p.plate, p.box) for p in im.plates] == [("AB12CDE", None), ("XY34ZZZ", None)]
+
+
+# ---------------------------------------------------------------------------- edge bench
+
+
+def test_bench_names_each_unreadable_image_not_only_counts_it(tmp_path: Path, caplog) -> None:
+    # The summary said "errors": 1 and the exit status was 1, but nothing said which image was at fault.
+    from edge.bench import run_bench
+    from tests.unit.test_bench import ANSWERS, CASE, StubPipeline, make_folder
+
+    make_folder(tmp_path / "case", CASE)
+    (tmp_path / "case" / "c.png").write_bytes(b"\x89PNG\r\n")  # truncated
+    res = run_bench(tmp_path / "case", StubPipeline(ANSWERS), repeat=2)
+    assert res.summary["errors"] == 1
+    warned = [r.getMessage() for r in caplog.records if "c.png" in r.getMessage()]
+    assert len(warned) == 1 and "not a readable image" in warned[0]  # once, not once per repeat
