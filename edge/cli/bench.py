@@ -40,14 +40,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backends", default=None, help=f"comma-separated, side by side: {', '.join(BACKENDS)} (default: the config's reader)")
     p.add_argument("--config", type=Path, help="camera config (detector, reader and tracking settings)")
     p.add_argument("--split", choices=("all", "train", "test"), default="all", help="only images of this split (edge.labels.split_of); figures are published on 'test'")
-    p.add_argument("--limit", type=int, help="only the first N images (a quick look)")
+    p.add_argument("--limit", type=positive_int, help="only the first N images (a quick look)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime and OpenCV threads (default 1: one core)")
     p.add_argument("--fold", default="", metavar="XY,...", help="treat X as Y when comparing text, e.g. O0 for US labels that write O as 0")
-    p.add_argument("--repeat", type=int, default=1, metavar="N", help="time N passes over the folder (accuracy from the first); steadier figures")
+    p.add_argument("--repeat", type=positive_int, default=1, metavar="N", help="time N passes over the folder (accuracy from the first); steadier figures")
     p.add_argument("--no-track", action="store_true", help="do not track sequence folders")
     p.add_argument("--overlap", action="store_true", help="decode the next image on a second thread during inference (a camera's capture thread); see wall_fps")
     p.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)  # child processes hand their results back here
     p.set_defaults(func=run)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (`--limit -1` dropped the last image, 0 meant no limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def parse_fold(spec: str) -> dict[str, str]:

@@ -70,3 +70,23 @@ def test_bench_names_each_unreadable_image_not_only_counts_it(tmp_path: Path, ca
     assert res.summary["errors"] == 1
     warned = [r.getMessage() for r in caplog.records if "c.png" in r.getMessage()]
     assert len(warned) == 1 and "not a readable image" in warned[0]  # once, not once per repeat
+
+
+def _stub_bench(monkeypatch) -> None:
+    """edge bench with a stand-in engine: no models load (it answers by image fill value)."""
+    from tests.unit.test_bench import ANSWERS, StubPipeline
+
+    monkeypatch.setattr("edge.cli.bench.pipeline_for", lambda cfg, backend: StubPipeline(ANSWERS))
+
+
+@pytest.mark.parametrize("flag, value", [("--limit", "0"), ("--limit", "-1"), ("--repeat", "0"), ("--repeat", "x")])
+def test_bench_refuses_a_count_below_one(tmp_path: Path, capsys, flag: str, value: str) -> None:
+    # --limit -1 silently dropped the last image (images[:-1]); --limit 0 meant no limit; --repeat 0 meant 1.
+    from edge.cli import main
+    from tests.unit.test_bench import CASE, make_folder
+
+    make_folder(tmp_path / "case", CASE)
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", str(tmp_path / "case"), flag, value])
+    assert exit_.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err
