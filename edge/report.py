@@ -27,7 +27,7 @@ GREEN, RED = (40, 160, 40), (30, 30, 220)  # BGR
 
 
 def write_report(out: str | Path, results: Sequence[BenchResult]) -> Path:
-    """Write OUT/index.html and the miss thumbnails; returns the index path."""
+    """Write OUT/index.html and the miss thumbnails; returns the index path. OSError (naming the file) when one cannot be written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts = [_head(results), _summary_table(results), _height_plot(results), _latency_plot(results), _stage_table(results),
@@ -243,7 +243,8 @@ def _misses(out: Path, r: BenchResult) -> str:
         for k, p in enumerate(misses):
             thumb = miss_thumbnail(image, p, im)
             name = f"{n:05d}_{k}.jpg"
-            cv2.imwrite(str(folder / name), thumb, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            # Encoded, then written by Python: cv2.imwrite returns False on a full disk, and the report would link a missing file.
+            (folder / name).write_bytes(cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes())
             caption = f"{Path(im.image).name}: truth {p.truth or '(box only)'}, read {p.read if p.read is not None else ('not detected' if not p.detected else 'nothing legible')}"
             figures.append(f"<figure><img src='misses/{_safe(r.backend)}/{name}' alt='{_esc(caption)}' loading='lazy'>"
                            f"<figcaption>{_esc(caption)}</figcaption></figure>")

@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     _check_folder(args.folder)
     if not select_images(args.folder, args.split, args.limit):  # a bad folder fails before models load
         raise ConfigError(f"{args.folder}: no labelled images (split {args.split})")
+    if args.report is not None:  # an unusable report folder fails now, not after a run of hours
+        _make_report_folder(args.report)
     if len(backends) == 1:
         results = [_run_one(args, cfg, backends[0], fold)]
     else:
@@ -118,11 +120,6 @@ def run(args: argparse.Namespace) -> int:
     if args.result_file is not None:
         args.result_file.write_text(json.dumps(results[0].to_dict()))
         return 0
-    if args.report is not None:
-        from edge.report import write_report
-
-        index = write_report(args.report, results)
-        print(f"report: {index}", file=sys.stderr)
     failed = any(r.summary.get("errors") for r in results)
     if args.json:
         top = dict(results[0].summary)
@@ -130,7 +127,24 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(top, separators=(",", ":")))
     else:
         print(format_table(results))
+    if args.report is not None:  # after the figures: a disk that fills while writing it does not lose them
+        from edge.report import write_report
+
+        try:
+            index = write_report(args.report, results)
+        except OSError as err:
+            print(f"edge bench: error: --report {args.report}: cannot write {err.filename or args.report}: {err.strerror or err}",
+                  file=sys.stderr)
+            return 1
+        print(f"report: {index}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _make_report_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--report {folder}: cannot create the folder: {err.strerror or err}") from None
 
 
 def _check_folder(folder: Path) -> None:

@@ -90,3 +90,54 @@ def test_bench_refuses_a_count_below_one(tmp_path: Path, capsys, flag: str, valu
         main(["bench", str(tmp_path / "case"), flag, value])
     assert exit_.value.code == 2
     assert f"argument {flag}" in capsys.readouterr().err
+
+
+def test_bench_refuses_a_report_folder_it_cannot_make_before_running(tmp_path: Path, capsys, monkeypatch) -> None:
+    # It ran the whole folder first, then died with a FileExistsError traceback (exit 1) and printed no figures.
+    from edge.cli import main
+    from tests.unit.test_bench import CASE, make_folder
+
+    make_folder(tmp_path / "case", CASE)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    monkeypatch.setattr("edge.cli.bench.pipeline_for", lambda cfg, backend: pytest.fail("ran before checking --report"))
+    assert main(["bench", str(tmp_path / "case"), "--report", str(tmp_path / "taken")]) == 2
+    assert f"--report {tmp_path / 'taken'}: cannot create the folder" in capsys.readouterr().err
+
+
+def test_bench_prints_its_figures_even_when_the_report_cannot_be_written(tmp_path: Path, capsys, monkeypatch) -> None:
+    import errno
+    import json
+
+    from edge.cli import main
+    from tests.unit.test_bench import CASE, make_folder
+
+    make_folder(tmp_path / "case", CASE)
+    _stub_bench(monkeypatch)
+    real_write_bytes = Path.write_bytes
+
+    def full_disk(self: Path, data: bytes) -> int:
+        if self.suffix == ".jpg":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    assert main(["bench", str(tmp_path / "case"), "--json", "--report", str(tmp_path / "report")]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["images"] == 4  # the figures are not lost
+    assert "cannot write" in err and "misses" in err and "No space left on device" in err
+
+
+def test_a_miss_thumbnail_that_cannot_be_written_is_an_error_not_a_broken_link(tmp_path: Path, monkeypatch) -> None:
+    # cv2.imwrite returns False on a full disk: the report linked thumbnails that were never written.
+    import errno
+
+    from edge.bench import run_bench
+    from edge.report import write_report
+    from tests.unit.test_bench import ANSWERS, CASE, StubPipeline, make_folder
+
+    make_folder(tmp_path / "case", CASE)
+    res = run_bench(tmp_path / "case", StubPipeline(ANSWERS))
+    monkeypatch.setattr(cv2, "imwrite", lambda *a, **k: False)
+    monkeypatch.setattr(Path, "write_bytes", lambda self, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device", str(self))))
+    with pytest.raises(OSError, match="misses"):
+        write_report(tmp_path / "report", [res])
