@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -32,8 +33,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--broker", help="mqtt://host:port or mqtts://host:port (default: the config's mqtt.broker)")
     p.add_argument("--spool", type=Path, help="spool folder (default: the config's spool.dir)")
     p.add_argument("--once", action="store_true", help="process the source to its end, wait until every read is acknowledged or safely spooled, exit 0")
-    p.add_argument("--flush-timeout", type=float, default=60.0, metavar="S", help="with --once: seconds to wait for the broker's acknowledgements (default 60)")
+    p.add_argument("--flush-timeout", type=seconds, default=60.0, metavar="S", help="with --once: seconds to wait for the broker's acknowledgements (default 60)")
     p.set_defaults(func=run)
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds, 0 or more (NaN made the flush wait spin a core for ever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds, 0 or more")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -141,3 +141,17 @@ def test_a_miss_thumbnail_that_cannot_be_written_is_an_error_not_a_broken_link(t
     monkeypatch.setattr(Path, "write_bytes", lambda self, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device", str(self))))
     with pytest.raises(OSError, match="misses"):
         write_report(tmp_path / "report", [res])
+
+
+# ---------------------------------------------------------------------------- edge run
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "soon"])
+def test_run_refuses_a_flush_timeout_that_is_not_a_finite_number_of_seconds(tmp_path: Path, capsys, value: str) -> None:
+    # NaN made Publisher.flush wait(min(nan, 0.2)) in a loop: a core at 100% for ever, deaf to SIGTERM.
+    from edge.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--camera", "c1", "--source", str(tmp_path), "--once", "--flush-timeout", value])
+    assert exit_.value.code == 2
+    assert "argument --flush-timeout" in capsys.readouterr().err
