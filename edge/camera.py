@@ -93,8 +93,14 @@ class Camera:
         self.stats = CameraStats()
         cam = cfg.camera.id
         self.dir = camera_dir(cfg, spool_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock = _lock_camera_dir(self.dir, cam)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock_camera_dir(self.dir, cam)
+        except OSError as err:  # a spool path that is a file, on a read-only disk, not ours: say which, no traceback
+            from edge.errors import ConfigError
+
+            where = "--spool" if spool_dir is not None else (f"{cfg.source_file}: spool.dir" if cfg.source_file else "spool.dir")
+            raise ConfigError(f"{where} = '{spool_dir or cfg.spool.dir}': camera {cam} cannot use {self.dir}: {err.strerror or err}") from None
 
         self.pipeline = ImagePipeline.from_config(cfg)  # loads the calibration the config names
         self.calibration = self.pipeline.calibration

@@ -155,3 +155,29 @@ def test_run_refuses_a_flush_timeout_that_is_not_a_finite_number_of_seconds(tmp_
         main(["run", "--camera", "c1", "--source", str(tmp_path), "--once", "--flush-timeout", value])
     assert exit_.value.code == 2
     assert "argument --flush-timeout" in capsys.readouterr().err
+
+
+@pytest.fixture
+def _signal_handlers_kept():
+    """`edge run` installs its SIGTERM/SIGINT/SIGHUP handlers first thing: give pytest its own back."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.usefixtures("_signal_handlers_kept")
+@pytest.mark.parametrize("spool", ["a_file", "a_file/below"])
+def test_run_names_a_spool_folder_it_cannot_use(tmp_path: Path, capsys, spool: str) -> None:
+    # A spool path that is a file (or under one, or on a read-only disk) gave a NotADirectoryError traceback, exit 1.
+    from edge.cli import main
+
+    (tmp_path / "frames").mkdir()
+    cv2.imwrite(str(tmp_path / "frames" / "f1.jpg"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "a_file").write_text("not a folder")
+    assert main(["run", "--camera", "c1", "--source", str(tmp_path / "frames"), "--spool", str(tmp_path / spool), "--once"]) == 2
+    err = capsys.readouterr().err
+    assert f"--spool = '{tmp_path / spool}': camera c1 cannot use {tmp_path / spool / 'c1'}: Not a directory" in err
+    assert "Traceback" not in err
