@@ -28,6 +28,7 @@ import numpy as np
 from edge.capture import FrameSource
 from edge.clock import clock_state
 from edge.config import CameraConfig, FeedKind
+from edge.errors import SourceError
 from edge.motion import MotionGate
 from edge.pipeline import ImagePipeline
 from edge.track import Tracker
@@ -170,6 +171,9 @@ class Camera:
         try:
             try:
                 self._frame_loop(stop, progress)
+            except SourceError as err:  # e.g. no frame of a folder readable: its message says which and why
+                source_failed = True
+                log.error("camera %s: %s; finishing open passes", self.cfg.camera.id, err)
             except Exception:  # the capture backend itself: end the camera (serve restarts it), not its passes
                 source_failed = True
                 log.exception("camera %s: source %s failed; finishing open passes", self.cfg.camera.id, self.source.name)

@@ -181,3 +181,29 @@ def test_run_names_a_spool_folder_it_cannot_use(tmp_path: Path, capsys, spool: s
     err = capsys.readouterr().err
     assert f"--spool = '{tmp_path / spool}': camera c1 cannot use {tmp_path / spool / 'c1'}: Not a directory" in err
     assert "Traceback" not in err
+
+
+def test_a_source_with_no_readable_frame_is_logged_as_one_line_not_a_traceback(caplog) -> None:
+    # A folder whose every image is corrupt: the SourceError naming it came with a traceback, as if a bug.
+    import threading
+
+    from edge.capture import CaptureStats
+    from edge.config import TrackingSection
+    from edge.errors import SourceError
+    from edge.track import Tracker
+    from tests.unit.test_camera_spool import camera_over
+
+    class Source:
+        name, live, stats = "frames/", False, CaptureStats()
+
+        def frames(self):
+            raise SourceError("frames/: none of its 2 image(s) could be read (see the warnings above)")
+            yield
+
+        def close(self):
+            pass
+
+    cam = camera_over(Source(), lambda f: None, Tracker(TrackingSection()), [])
+    assert cam.run(threading.Event()) == 1
+    (record,) = [r for r in caplog.records if "none of its 2 image(s)" in r.getMessage()]
+    assert record.exc_info is None and record.levelname == "ERROR"
