@@ -53,7 +53,10 @@ def _expand(paths: list[str]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(list_images(p))
+            images = list_images(p)
+            if not images:  # otherwise nothing is printed and the exit status is 0, as if every image was read
+                raise ConfigError(f"{p}: no images in folder (looked for {', '.join(IMAGE_SUFFIXES)})")
+            out.extend(images)
         elif p.exists() or p.suffix.lower() in IMAGE_SUFFIXES:
             out.append(p)  # a missing or broken file is reported per image, not fatal
         else:

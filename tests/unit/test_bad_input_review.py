@@ -207,3 +207,17 @@ def test_a_source_with_no_readable_frame_is_logged_as_one_line_not_a_traceback(c
     assert cam.run(threading.Event()) == 1
     (record,) = [r for r in caplog.records if "none of its 2 image(s)" in r.getMessage()]
     assert record.exc_info is None and record.levelname == "ERROR"
+
+
+# ---------------------------------------------------------------------------- edge read
+
+
+def test_read_on_a_folder_without_images_is_an_error_naming_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    # It printed nothing and exited 0, as if every image had been read.
+    from edge.cli import main
+
+    (tmp_path / "notes.txt").write_text("not an image")
+    monkeypatch.setattr("edge.cli.read._Engine", lambda args: pytest.fail("models loaded for an empty folder"))
+    assert main(["read", "--json", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"{tmp_path}: no images in folder" in err
