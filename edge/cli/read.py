@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per image on stdout, nothing else")
     p.add_argument("--config", type=Path, help="camera configuration (TOML); default: the embedded one")
     p.add_argument("--backend", choices=["onnx", "tesseract"], help="override [reader] backend")
-    p.add_argument("--model", type=Path, help="override [reader] model (e.g. reader_int8.onnx)")
+    p.add_argument("--model", type=Path, help="override [reader] model: a name in models/ (e.g. reader_int8.onnx) or a path")
     p.add_argument("--countries", help="override [reader] countries, comma-separated (e.g. GB,IE)")
     p.add_argument("--annotate", type=Path, metavar="DIR",
                    help="also write each image to DIR with its plates drawn: box or corners, reading and confidence")
@@ -96,7 +96,9 @@ class _Engine:
         if args.backend:
             overrides["backend"] = args.backend
         if args.model:
-            overrides["model"] = args.model
+            # A bare name is a model in models/ (as in a config); a path with a folder is the user's, from here,
+            # not from models/ or the config file's folder.
+            overrides["model"] = args.model if len(args.model.parts) == 1 else args.model.absolute()
         if args.countries:
             overrides["countries"] = tuple(c.strip() for c in args.countries.split(",") if c.strip())
         if overrides:

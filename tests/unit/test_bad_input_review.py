@@ -221,3 +221,24 @@ def test_read_on_a_folder_without_images_is_an_error_naming_it(tmp_path: Path, c
     assert main(["read", "--json", str(tmp_path)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and f"{tmp_path}: no images in folder" in err
+
+
+@pytest.mark.parametrize("config", [False, True])
+def test_read_takes_a_model_path_with_a_folder_from_the_working_directory(tmp_path: Path, monkeypatch, config: bool) -> None:
+    # `--model mine/reader.onnx` was looked for as models/mine/reader.onnx (or beside --config's file) and refused.
+    import argparse
+
+    from edge.cli.read import _Engine
+    from edge.config import MODELS_DIR
+
+    seen = []
+    monkeypatch.setattr("edge.read.load_reader", lambda cfg: seen.append((cfg.model_path(cfg.reader.model), cfg.reader.model)))
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "cam.toml").write_text("[reader]\nmin_confidence = 0.5\n")
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(config=Path("cfg/cam.toml") if config else None, backend=None, countries=None, crops=True,
+                              model=Path("mine/reader.onnx"))
+    _Engine(args)
+    args.model = Path("reader_int8.onnx")
+    _Engine(args)
+    assert [s[0] for s in seen] == [tmp_path / "mine" / "reader.onnx", MODELS_DIR / "reader_int8.onnx"]
