@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from edge.config import load_camera_config
-from edge.errors import ConfigError
+from edge.errors import ConfigError, SourceError
 
 log = logging.getLogger("edge.run")
 SOURCE_ENV = "EDGE_SOURCE"  # `edge serve` hands each camera its source here
@@ -72,7 +72,16 @@ def run(args: argparse.Namespace) -> int:
         where = cfg.source_file or "the embedded default configuration"
         raise ConfigError(f"{where}: camera {cfg.camera.id}: no source: give --source or set capture.source")
     cfg.require_files()  # all of them at once, by key, before anything opens
-    source = open_source(cfg.capture.source, cfg.capture)
+    try:
+        source = open_source(cfg.capture.source, cfg.capture)
+    except SourceError as err:
+        if args.source is not None or cfg.source_file is None:
+            raise
+        # From the config file: name it and the key, and where a relative path was looked for (not beside the file).
+        spec = cfg.capture.source
+        relative = "://" not in spec and not spec.isdigit() and not Path(spec).is_absolute()
+        hint = f" (a relative path is taken from the working directory, {Path.cwd()})" if relative else ""
+        raise SourceError(f"{cfg.source_file}: capture.source: {err}{hint}") from None
     camera = Camera(cfg, source, spool_dir=args.spool)
     progress = sys.stderr if sys.stderr.isatty() and not source.live else None
     return camera.run(stop, once=args.once, flush_timeout_s=args.flush_timeout, progress=progress)

@@ -242,3 +242,18 @@ def test_read_takes_a_model_path_with_a_folder_from_the_working_directory(tmp_pa
     args.model = Path("reader_int8.onnx")
     _Engine(args)
     assert [s[0] for s in seen] == [tmp_path / "mine" / "reader.onnx", MODELS_DIR / "reader_int8.onnx"]
+
+
+@pytest.mark.usefixtures("_signal_handlers_kept")
+def test_run_names_the_config_file_and_key_of_a_source_that_cannot_be_opened(tmp_path: Path, capsys, monkeypatch) -> None:
+    # "frames: no such folder, file, device or stream URL" named neither the file nor the key it came from, nor
+    # that a relative path is looked for from the working directory, not beside the file.
+    from edge.cli import main
+
+    monkeypatch.delenv("EDGE_SOURCE", raising=False)
+    (tmp_path / "cam.toml").write_text('[capture]\nsource = "frames"\n')
+    monkeypatch.chdir(tmp_path.parent)
+    assert main(["run", "--camera", "c1", "--config", str(tmp_path / "cam.toml"), "--spool", str(tmp_path / "spool"), "--once"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'cam.toml'}: capture.source: frames: no such folder" in err
+    assert f"working directory, {tmp_path.parent}" in err
