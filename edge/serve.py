@@ -47,9 +47,12 @@ def camera_commands(site: SiteConfig) -> list[_Child]:
     children = []
     audit_logs: dict[str, Path] = {}
     base = site.source_file.parent if site.source_file else Path.cwd()
-    for entry in site.cameras:
+    for i, entry in enumerate(site.cameras):
         path = entry.config if entry.config.is_absolute() else base / entry.config
-        cfg = load_camera_config(path)  # validate every camera before starting any
+        try:
+            cfg = load_camera_config(path)  # validate every camera before starting any
+        except ConfigError as err:  # say which site file and entry named it: a site may list dozens
+            raise ConfigError(f"{site.source_file}: cameras[{i}].config = '{entry.config}': {err}") from None
         argv = [sys.executable, "-m", "edge", "run", "--config", str(path), "--camera", cfg.camera.id]
         source = entry.source or cfg.capture.source
         if not source:  # it would only crash-loop, its error naming neither camera nor file

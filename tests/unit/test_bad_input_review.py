@@ -257,3 +257,19 @@ def test_run_names_the_config_file_and_key_of_a_source_that_cannot_be_opened(tmp
     err = capsys.readouterr().err
     assert f"{tmp_path / 'cam.toml'}: capture.source: frames: no such folder" in err
     assert f"working directory, {tmp_path.parent}" in err
+
+
+# ---------------------------------------------------------------------------- site files
+
+
+@pytest.mark.parametrize("command", [["serve", "--config"], ["validate-config"]])
+def test_a_site_entry_naming_a_bad_camera_file_names_the_site_file_and_entry(tmp_path: Path, capsys, command: list[str]) -> None:
+    # "cam2.toml: configuration file not found" did not say which site file, or which of its cameras, named it.
+    from edge.cli import main
+
+    (tmp_path / "cam1.toml").write_text('[camera]\nid = "one"\n[capture]\nsource = "/dev/video0"\n')
+    site = tmp_path / "site.toml"
+    site.write_text('[[cameras]]\nconfig = "cam1.toml"\n\n[[cameras]]\nconfig = "cam2.toml"\n')
+    assert main([*command, str(site)]) in (1, 2)
+    err = capsys.readouterr().err
+    assert f"{site}: cameras[1].config = 'cam2.toml': {tmp_path / 'cam2.toml'}: configuration file not found" in err
