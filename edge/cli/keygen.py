@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
     camera = args.camera or (cfg.camera.id if cfg else None)
     if camera is None:
         raise ConfigError("give --camera ID or --config FILE")
-    check_camera_id(camera)
+    try:
+        check_camera_id(camera)
+    except ValueError as err:  # the id names the key file and the reads' topic: refuse it as usage, not a traceback
+        raise ConfigError(f"--camera: {err}") from None
     path = args.out or (signing_key_path(cfg) if cfg else Path(f"{camera}.key"))
     if path.exists():
         raise ConfigError(f"{path}: already exists; not overwritten (reads signed with it could no longer be checked)")

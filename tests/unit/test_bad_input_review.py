@@ -273,3 +273,15 @@ def test_a_site_entry_naming_a_bad_camera_file_names_the_site_file_and_entry(tmp
     assert main([*command, str(site)]) in (1, 2)
     err = capsys.readouterr().err
     assert f"{site}: cameras[1].config = 'cam2.toml': {tmp_path / 'cam2.toml'}: configuration file not found" in err
+
+
+# ---------------------------------------------------------------------------- edge keygen
+
+
+def test_keygen_refuses_a_bad_camera_id_with_one_line(tmp_path: Path, capsys) -> None:
+    # A ValueError traceback, exit 1.
+    from edge.cli import main
+
+    assert main(["keygen", "--camera", "north/1", "--out", str(tmp_path / "k.key")]) == 2
+    assert "--camera: camera id 'north/1' is not allowed" in capsys.readouterr().err
+    assert not (tmp_path / "k.key").exists()
