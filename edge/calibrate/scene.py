@@ -231,12 +231,19 @@ def is_wrong_way(cal: Calibration, direction: str) -> bool:
 # ---------------------------------------------------------------- command-line parsing
 
 
+def _finite(*values: float) -> None:
+    """float() takes 'nan' and 'inf': refused here, they would only fail (with a traceback) when the file is written."""
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError("not a finite number")
+
+
 def parse_points(text: str, what: str) -> tuple[Point, ...]:
     """'x,y x,y ...' -> ((x, y), ...); errors name the option and the bad token."""
     out = []
     for token in text.replace(";", " ").split():
         try:
             x, y = (float(v) for v in token.split(","))
+            _finite(x, y)
         except ValueError:
             raise ConfigError(f"{what}: {token!r} is not a point 'x,y'") from None
         out.append((x, y))
@@ -261,6 +268,7 @@ def parse_road_points(text: str) -> tuple[np.ndarray, np.ndarray]:
                 raise ValueError
             px, py = (float(v) for v in left.split(","))
             rx, ry = (float(v) for v in right.split(","))
+            _finite(px, py, rx, ry)
         except ValueError:
             raise ConfigError(f"--road-points: {token!r} is not 'px,py=X,Y' (pixels = metres)") from None
         img.append((px, py))

@@ -285,3 +285,22 @@ def test_keygen_refuses_a_bad_camera_id_with_one_line(tmp_path: Path, capsys) ->
     assert main(["keygen", "--camera", "north/1", "--out", str(tmp_path / "k.key")]) == 2
     assert "--camera: camera id 'north/1' is not allowed" in capsys.readouterr().err
     assert not (tmp_path / "k.key").exists()
+
+
+# ---------------------------------------------------------------------------- edge calibrate
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--roi", "nan,2 300,4 5,600", "--roi: 'nan,2' is not a point"),
+    ("--lane", "A:1,2 300,inf 5,600", "--lane A: '300,inf' is not a point"),
+    ("--road-points", "1,2=3,4 500,6=7,8 9,400=11,12 300,300=nan,16", "--road-points: '300,300=nan,16' is not"),
+])
+def test_calibrate_scene_refuses_a_point_that_is_not_finite(tmp_path: Path, capsys, option: str, value: str, message: str) -> None:
+    # float() took 'nan'; the run ended with a ValueError traceback when the calibration file was written.
+    from edge.cli import main
+
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.zeros((720, 1280, 3), np.uint8))
+    assert main(["calibrate", "scene", "--frame", str(frame), option, value, "--out", str(tmp_path / "cal.toml")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cal.toml").exists()
