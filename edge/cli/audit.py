@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from edge.audit import verify_audit_log
+from edge.cli.bench import positive_int
 from edge.config import load_camera_config
 from edge.errors import ConfigError
 from edge.privacy import audit_log_path
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for q in (v, s):
         q.add_argument("file", nargs="?", metavar="FILE", type=Path, help="audit log (default: from --config)")
         q.add_argument("--config", metavar="FILE", help="camera TOML file naming the log")
-    s.add_argument("--last", type=int, metavar="N", help="only the last N entries")
+    s.add_argument("--last", type=positive_int, metavar="N", help="only the last N entries")
     v.add_argument("--anchor", metavar="HASH", action="append", default=[],
                    help="a head hash recorded off the unit earlier (e.g. from a heartbeat); the log must still hold it. "
                    "Catches a log rewritten from scratch, which the chain alone cannot. Repeatable")

@@ -304,3 +304,18 @@ def test_calibrate_scene_refuses_a_point_that_is_not_finite(tmp_path: Path, caps
     assert main(["calibrate", "scene", "--frame", str(frame), option, value, "--out", str(tmp_path / "cal.toml")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "cal.toml").exists()
+
+
+# ---------------------------------------------------------------------------- edge audit
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_audit_show_refuses_a_count_below_one(tmp_path: Path, capsys, value: str) -> None:
+    # --last -3 showed all but the first three entries (lines[3:]); --last 0 showed them all.
+    from edge.cli import main
+
+    log = tmp_path / "audit.log"
+    log.write_text("".join(f'{{"seq": {i}, "ts": "t", "event": "e"}}\n' for i in range(5)))
+    with pytest.raises(SystemExit) as exit_:
+        main(["audit", "show", str(log), "--last", value])
+    assert exit_.value.code == 2 and "argument --last" in capsys.readouterr().err
