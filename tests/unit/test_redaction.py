@@ -7,6 +7,7 @@ into a drawn road scene next to a drawn plate.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from edge.context import build_read, overview_image
-from edge.redaction import CASCADE_RESOURCE, FaceDetector, cascade_from_opencv_xml, redact
+from edge.redaction import CASCADE_RESOURCE, FaceDetector, LbpCascade, cascade_from_opencv_xml, face_cascade, redact
 from edge.types import Box
 from tests.unit import read_fixtures as F
 
@@ -123,8 +124,6 @@ _CLOCKWISE = (0, 1, 2, 5, 8, 7, 6, 3)  # neighbour blocks of the row-major 3 x 3
 
 
 def _cascade_spec() -> dict:
-    from importlib import resources
-
     return json.loads(resources.files("edge").joinpath(CASCADE_RESOURCE).read_text())
 
 
@@ -175,12 +174,10 @@ def astronaut_grey() -> np.ndarray:
 
 def test_cascade_hits_match_a_window_by_window_reference(astronaut_grey):
     """A small image around the astronaut's face: hits at both window steps (2 below scale 2, 1 above)."""
-    from edge.redaction import face_cascade
-
     small = cv2.resize(astronaut_grey[40:200, 140:300], (72, 72), interpolation=cv2.INTER_AREA)
     hits = face_cascade().hits(small)
     assert sorted(hits) == sorted(_reference_hits(_cascade_spec(), small))
-    assert len(hits) == 10 and {w for _, _, w, _ in hits} >= {32, 57}  # as the evaluator found before it was vectorised further
+    assert len(hits) == 10 and {w for _, _, w, _ in hits} >= {32, 57}  # as the evaluator found before it was optimised
 
 
 @pytest.mark.parametrize("n_stages", [1, 3, 6])
@@ -188,8 +185,6 @@ def test_windows_passing_the_first_stages_match_the_reference(astronaut_grey, n_
     """The first stages pass many windows, so a slip in the dense or sparse evaluation shows in the
     survivors even where the full cascade would reject them later. Posterised grey levels make
     equal block sums (ties for `>=`) common."""
-    from edge.redaction import LbpCascade
-
     spec = _cascade_spec()
     truncated = LbpCascade({**spec, "stages": spec["stages"][:n_stages]})
     small = cv2.resize(astronaut_grey[40:200, 140:300], (48, 40), interpolation=cv2.INTER_AREA)
@@ -201,8 +196,6 @@ def test_windows_passing_the_first_stages_match_the_reference(astronaut_grey, n_
 
 def test_stage_verdict_tables_match_the_leaf_sums():
     """Each stage's verdict for every leaf pattern is the float64 sum of those leaves against its threshold."""
-    from edge.redaction import face_cascade
-
     spec = _cascade_spec()
     for stage, st in zip(face_cascade().stages, spec["stages"]):
         leaves = np.array([w["leaves"] for w in st["weak"]])
@@ -213,8 +206,6 @@ def test_stage_verdict_tables_match_the_leaf_sums():
 
 def test_astronaut_face_found_at_the_same_rectangles_at_two_sizes(astronaut_grey):
     """Exact boxes (computed before the evaluator was optimised): any change in what it finds shows here."""
-    from edge.redaction import face_cascade
-
     half = cv2.resize(astronaut_grey, (256, 256), interpolation=cv2.INTER_AREA)
     assert sorted(face_cascade().detect(astronaut_grey)) == [(171, 64, 106, 106), (403, 420, 58, 58)]
     assert face_cascade().detect(half) == [(85, 31, 53, 53)]
