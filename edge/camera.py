@@ -348,12 +348,27 @@ class Camera:
             except (SpoolError, AuditWriteError) as err:  # runs on the frame loop: a failed purge is tried again next time, reading goes on
                 log.error("retention: %s; trying again in %.0f s", err, every_s)
 
+    def _finish_context(self) -> None:
+        """Let the context thread spool every read queued for it, then end.
+
+        A full or unwritable disk is retried until it clears or a stop is asked for (a signal): the end of a
+        folder or a file (`--once`) alone gives up no read, which a spool short of space for a moment would lose.
+        """
+        queued_end = False
+        while self._context.is_alive():
+            if self._stop_requested.is_set():
+                self._stopping.set()  # asked to stop: reads still waiting for the disk are given up
+            if not queued_end:
+                try:
+                    self._finished.put(None, timeout=0.5)  # the queue may be full behind a read waiting for the disk
+                    queued_end = True
+                except queue.Full:
+                    continue
+            self._context.join(0.5)
+
     def _shutdown(self, once: bool, flush_timeout_s: float) -> int:
         status = 0
-        if self._context.is_alive():
-            self._stopping.set()
-            self._finished.put(None)
-            self._context.join()
+        self._finish_context()
         if self.stats.reads_lost:
             log.error("%d read(s) could not be built or spooled (see above): exit status 1", self.stats.reads_lost)
             status = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -319,3 +320,38 @@ def test_audit_show_refuses_a_count_below_one(tmp_path: Path, capsys, value: str
     with pytest.raises(SystemExit) as exit_:
         main(["audit", "show", str(log), "--last", value])
     assert exit_.value.code == 2 and "argument --last" in capsys.readouterr().err
+
+
+def test_at_the_end_of_a_folder_a_full_spool_is_retried_not_given_up(monkeypatch, caplog) -> None:
+    # `edge run --once` on a folder: the source ends within a second, and the shutdown gave up every read that met a
+    # disk full for a moment (one attempt, logged as "could not build read"), exit 1: reads lost for good.
+    import queue
+    from types import SimpleNamespace
+
+    from edge.camera import CameraStats
+    from edge.capture import CaptureStats
+    from tests.unit.test_camera_spool import FlakySpool, camera_with
+
+    class BriefFullSpool(FlakySpool):
+        path = "/var/lib/edge/x/spool.sqlite"
+
+        def depth(self):
+            return len(self.written)
+
+        def close(self):
+            pass
+
+    spool = BriefFullSpool(failures=3)
+    cam = camera_with(spool)
+    monkeypatch.setattr(cam._stopping, "wait", lambda timeout=None: cam._stopping.is_set())  # no real sleeping between retries
+    cam.stats, cam.publisher, cam.source = CameraStats(), None, SimpleNamespace(stats=CaptureStats())
+    cam._stop_requested = threading.Event()  # no signal: the source simply ended
+    cam._finished = queue.Queue(maxsize=8)
+    cam._publish = lambda track: cam._spool([track.track_id])
+    cam._context = threading.Thread(target=cam._context_loop, daemon=True)
+    cam._context.start()
+    for n in (1, 2):
+        cam._finished.put(SimpleNamespace(track_id=n))
+    assert cam._shutdown(once=True, flush_timeout_s=1.0) == 0
+    assert spool.written == [1, 2] and cam.stats.reads_lost == 0
+    assert caplog.text.count("disk is full") == 3 and "retrying" in caplog.text

@@ -212,6 +212,8 @@ def test_a_read_given_up_at_shutdown_makes_the_exit_status_non_zero(caplog):
     cam._context = threading.Thread(target=cam._context_loop, daemon=True)
     cam._context.start()
     cam._finished.put(SimpleNamespace(track_id=1, reading=SimpleNamespace(text="AB12CDE", confidence=0.99)))
+    cam._stop_requested = threading.Event()
+    cam._stop_requested.set()  # SIGTERM: only a stop gives up a read still waiting for the disk
     assert cam._shutdown(once=True, flush_timeout_s=1.0) != 0
     assert "disk is full" in caplog.text
 
