@@ -91,6 +91,16 @@ class ReceiverError(EdgeError):
     """The receiver's folder or database cannot be used."""
 
 
+def _text(value: Any) -> str | None:
+    """A record field for a text column: the value when it is text, else NULL.
+
+    A publisher controls these values: an object or list here would make SQLite refuse the
+    row, which looks like a full disk, so the message would never be acknowledged and would
+    stall the receiver for ever. The whole record is kept in the `record` column anyway.
+    """
+    return value if isinstance(value, str) else None
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -207,9 +217,9 @@ class ReadStore:
         row = {
             "read_id": read_id,
             "feed": feed,
-            "camera_id": record.get("camera_id"),
-            "plate": record.get("plate"),
-            "timestamp": record.get("timestamp"),
+            "camera_id": _text(record.get("camera_id")),
+            "plate": _text(record.get("plate")),
+            "timestamp": _text(record.get("timestamp")),
             "topic": topic,
             "received_at": _now_iso(),
             "verified": verified,
@@ -434,9 +444,10 @@ class Receiver:
         try:
             self.store.begin()
             self._handle(msg)
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
-            # A malformed message (e.g. "images" not an object): refused and acknowledged, or
-            # the broker would send it again after every restart and stop the receiver each time.
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as err:
+            # A malformed message (e.g. "images" not an object, or JSON nested deeper than Python
+            # recurses): refused and acknowledged, or the broker would send it again after every
+            # restart and stop the receiver each time.
             log.warning("message on %s ignored: %s", msg.topic, err)
             self.store.bump("rejected")
         except (OSError, sqlite3.Error) as err:

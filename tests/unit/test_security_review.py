@@ -1,0 +1,66 @@
+"""Attacks on the trust features (signed reads, receiver, retention), each one a defect that was found and fixed.
+
+Every test here is an attack that worked before its fix: the docstring says what the
+attacker did and what the engine now does instead.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+from edge.receive import Receiver
+from edge.record import image_entry, to_json_line
+from edge.signing import Signer
+from edge.spool import Spool
+from edge.types import OutboundRead
+
+
+def _message(topic: str, payload: bytes, mid: int) -> SimpleNamespace:
+    return SimpleNamespace(topic=topic, payload=payload, mid=mid, qos=1)
+
+
+def _client() -> SimpleNamespace:
+    client = SimpleNamespace(disconnected=False)
+    client.disconnect = lambda: setattr(client, "disconnected", True)
+    return client
+
+
+def _signed(signer: Signer, read_id: str, camera: str, **extra) -> bytes:
+    record = {"read_id": read_id, "camera_id": camera, "plate": "AB12CDE", "images": {}, **extra}
+    return to_json_line(signer.sign(record)).encode()
+
+
+# --- the receiver must survive any message a publisher can send ---------------------------------
+
+
+def test_a_record_with_an_object_where_a_text_field_goes_does_not_stall_the_receiver(tmp_path: Path) -> None:
+    """Attack: publish `{"read_id": "r1", "camera_id": {}}`. SQLite refused to bind the object, the
+    receiver took that for a full disk, acknowledged nothing and reconnected; the broker sent the
+    same message again, for ever, and no later read of any camera was stored. Now it is stored
+    (flagged, it does not verify) and acknowledged like any other read."""
+    receiver = Receiver("mqtt://127.0.0.1:1", tmp_path)
+    client = _client()
+    odd = {"read_id": "r1", "camera_id": {"a": 1}, "plate": ["AB12CDE"], "timestamp": 3}
+    receiver._on_message(client, None, _message("anpr/cam1/reads", json.dumps(odd).encode(), 1))
+    assert not client.disconnected and receiver.last_error is None
+    assert [mid for mid, _ in receiver._to_ack] == [1]
+    row = receiver.store.db.execute("SELECT camera_id, plate, verified FROM reads WHERE read_id = 'r1'").fetchone()
+    assert row == (None, None, 0)
+    receiver.store.close()
+
+
+def test_deeply_nested_json_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """Attack: a payload of 100 000 '['. json.loads raised RecursionError, which no handler caught:
+    it left paho's loop and ended the receiver, and the unacknowledged message came back after
+    every restart. Now it is refused and acknowledged; so is a read nested deep inside a record."""
+    receiver = Receiver("mqtt://127.0.0.1:1", tmp_path)
+    client = _client()
+    receiver._on_message(client, None, _message("anpr/cam1/reads", b"[" * 100_000, 1))
+    deep = b'{"read_id": "r2", "x": ' + b"[" * 900 + b"]" * 900 + b"}"
+    receiver._on_message(client, None, _message("anpr/cam1/reads", deep, 2))
+    assert [mid for mid, _ in receiver._to_ack] == [1, 2] and not client.disconnected
+    assert receiver.store.counters().get("rejected", 0) >= 1
+    receiver.store.close()
