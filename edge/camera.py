@@ -277,9 +277,15 @@ class Camera:
 
     def _context_loop(self) -> None:
         """Imagery, redaction, signing and spooling take tens to hundreds of ms a read: keep them off the frame loop."""
+        from edge.audit import AuditWriteError
+        from edge.spool import SpoolError
+
         while (track := self._finished.get()) is not None:
             try:
                 self._publish(track)
+            except (SpoolError, AuditWriteError) as err:  # given up at a stop: the disk is still full or unwritable
+                self.stats.reads_lost += 1
+                log.error("read of track %d lost: %s", track.track_id, err)
             except Exception:  # a bug here must not stop the camera; the log says which read
                 self.stats.reads_lost += 1
                 log.exception("could not build read for track %d", track.track_id)  # no plate text: logs are kept outside retention

@@ -355,3 +355,24 @@ def test_at_the_end_of_a_folder_a_full_spool_is_retried_not_given_up(monkeypatch
     assert cam._shutdown(once=True, flush_timeout_s=1.0) == 0
     assert spool.written == [1, 2] and cam.stats.reads_lost == 0
     assert caplog.text.count("disk is full") == 3 and "retrying" in caplog.text
+
+
+def test_a_read_given_up_on_a_full_disk_is_logged_as_lost_not_as_a_bug(caplog) -> None:
+    # It said "could not build read for track 1" with a traceback: the read was built; the disk refused it.
+    import queue
+    from types import SimpleNamespace
+
+    from edge.camera import CameraStats
+    from tests.unit.test_camera_spool import FlakySpool, camera_with
+
+    cam = camera_with(FlakySpool(failures=1))
+    cam._stopping.set()  # a stop was asked for
+    cam.stats = CameraStats()
+    cam._finished = queue.Queue()
+    cam._publish = lambda track: cam._spool([track.track_id])
+    for item in (SimpleNamespace(track_id=1), None):
+        cam._finished.put(item)
+    cam._context_loop()
+    (record,) = [r for r in caplog.records if "track 1" in r.getMessage()]
+    assert record.getMessage() == "read of track 1 lost: spool /var/lib/edge/x/spool.sqlite: database or disk is full"
+    assert record.exc_info is None and cam.stats.reads_lost == 1
