@@ -515,6 +515,10 @@ def save_calibration(cal: Calibration, path: str | Path, *, merge_existing: bool
         tmp.write_text(text)
         tmp.replace(path)
     except OSError as err:
+        try:  # a disk that filled mid-write leaves a cut-off copy beside the (untouched) file: not worth keeping
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise ConfigError(f"{path}: cannot write: {err.strerror or err}") from None
 
 

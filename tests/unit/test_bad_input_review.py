@@ -376,3 +376,25 @@ def test_a_read_given_up_on_a_full_disk_is_logged_as_lost_not_as_a_bug(caplog) -
     (record,) = [r for r in caplog.records if "track 1" in r.getMessage()]
     assert record.getMessage() == "read of track 1 lost: spool /var/lib/edge/x/spool.sqlite: database or disk is full"
     assert record.exc_info is None and cam.stats.reads_lost == 1
+
+
+def test_a_calibration_file_that_cannot_be_written_is_left_as_it_was_with_no_partial_copy(tmp_path: Path, monkeypatch) -> None:
+    # On a full disk the old file was kept (good) but a cut-off cal.toml.tmp was left beside it.
+    import errno
+
+    from edge.calibrate.file import Calibration, load_calibration, save_calibration
+
+    path = tmp_path / "cal.toml"
+    save_calibration(Calibration(image_size=(1280, 720), camera_id="north"), path)
+    before = path.read_bytes()
+
+    def full_disk(self: Path, text: str, *args, **kwargs) -> int:
+        with open(self, "w") as f:
+            f.write(text[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(ConfigError, match=r"cal.toml: cannot write: No space left on device"):
+        save_calibration(Calibration(image_size=(1280, 720), camera_id="south"), path)
+    assert path.read_bytes() == before and load_calibration(path).camera_id == "north"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.toml"]
