@@ -20,7 +20,8 @@ a read's images may reach one receiver and its record another.
 Signatures are checked with `edge.signing.verify_record` against the images received so
 far; an image arriving after its record checks the record again. A read that does not
 verify is stored with `verified = 0` and its problems (evidence is kept, never silently
-dropped) and logged as a warning.
+dropped) and logged as a warning. So is a read whose signed `camera_id` or `feed` differs from
+the topic it came on: the broker's ACL vouches for the topic, not for what the record claims.
 """
 
 from __future__ import annotations
@@ -99,6 +100,26 @@ def _text(value: Any) -> str | None:
     stall the receiver for ever. The whole record is kept in the `record` column anyway.
     """
     return value if isinstance(value, str) else None
+
+
+def topic_problems(topic: str, record: dict[str, Any]) -> list[str]:
+    """Where a record's signed camera and feed differ from the topic it came on (`<prefix>/<camera>/<feed>`).
+
+    The broker's ACL lets each camera's account publish only under its own topic, so the topic
+    is what the broker vouches for. A read claiming another camera (or another feed) than its
+    topic names was moved there or forged, even when its signature is intact: without trusted
+    keys bound to cameras, any key signs for any camera id.
+    """
+    levels = topic.split("/")
+    if len(levels) < 3:
+        return [f"topic {topic!r} is not <prefix>/<camera>/<feed>"]
+    problems = []
+    camera, feed = levels[-2], levels[-1]
+    if record.get("camera_id") != camera:
+        problems.append(f"published on {topic!r} (camera {camera!r}) but the read claims camera_id {record.get('camera_id')!r}")
+    if "feed" in record and record["feed"] != feed:
+        problems.append(f"published on {topic!r} (feed {feed!r}) but the read claims feed {record['feed']!r}")
+    return problems
 
 
 def _now_iso() -> str:
@@ -213,7 +234,7 @@ class ReadStore:
                     self.add_image(read_id, kind, base64.b64decode(b64, validate=True), record, verify=False)
                 except (binascii.Error, TypeError, ValueError):
                     log.warning("read %s: inline image %r is not valid base64; not stored", read_id, kind)
-        verified, problems = self._check(record, self._images_of(read_id))
+        verified, problems = self._check(record, self._images_of(read_id), topic)
         row = {
             "read_id": read_id,
             "feed": feed,
@@ -235,10 +256,11 @@ class ReadStore:
             log.warning("read %s from %s does not verify: %s", read_id, topic, "; ".join(problems))
         return row
 
-    def _check(self, record: dict[str, Any], images: dict[str, bytes]) -> tuple[int | None, list[str]]:
+    def _check(self, record: dict[str, Any], images: dict[str, bytes], topic: str) -> tuple[int | None, list[str]]:
+        problems = topic_problems(topic, record)
         if self._verify is None:
-            return None, []
-        problems = self._verify(record, images, self.trusted_keys)
+            return (0 if problems else None), problems
+        problems += self._verify(record, images, self.trusted_keys)
         return (0 if problems else 1), problems
 
     # ---- images -------------------------------------------------------------------------
@@ -285,10 +307,10 @@ class ReadStore:
 
     def _recheck(self, read_id: str) -> None:
         """An image came after its record: check the record again with it."""
-        row = self.db.execute("SELECT record FROM reads WHERE read_id = ?", (read_id,)).fetchone()
+        row = self.db.execute("SELECT record, topic FROM reads WHERE read_id = ?", (read_id,)).fetchone()
         if row is None:
             return
-        verified, problems = self._check(json.loads(row[0]), self._images_of(read_id))
+        verified, problems = self._check(json.loads(row[0]), self._images_of(read_id), row[1])
         self.db.execute("UPDATE reads SET verified = ?, problems = ? WHERE read_id = ?", (verified, json.dumps(problems), read_id))
         if verified == 0:
             log.warning("read %s: its images do not verify: %s", read_id, "; ".join(problems))

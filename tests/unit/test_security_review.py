@@ -64,3 +64,27 @@ def test_deeply_nested_json_is_refused_not_a_crash(tmp_path: Path) -> None:
     assert [mid for mid, _ in receiver._to_ack] == [1, 2] and not client.disconnected
     assert receiver.store.counters().get("rejected", 0) >= 1
     receiver.store.close()
+
+
+def test_a_read_published_under_another_cameras_topic_does_not_verify(tmp_path: Path) -> None:
+    """Attack: with the broker's ACL too broad, cam2 publishes its own correctly signed read on
+    cam1's topic, or claims to be cam1 on its own. Without --keys bound to cameras (the receiver's
+    default) both verified and were filed as they claimed. The topic is what the broker's ACL
+    vouches for, so a read whose camera_id (or feed) differs from its topic is now flagged, and
+    stays flagged when its images arrive and it is checked again."""
+    cam2 = Signer.generate("cam2")
+    receiver = Receiver("mqtt://127.0.0.1:1", tmp_path)
+    client = _client()
+    patch = b"\xff\xd8\xffpatch"
+    listed = {"patch": image_entry(patch, 1, 1)}
+    receiver._on_message(client, None, _message("anpr/cam1/reads", _signed(cam2, "r1", "cam2", images=listed), 1))
+    receiver._on_message(client, None, _message("anpr/cam2/reads", _signed(cam2, "r2", "cam1"), 2))
+    receiver._on_message(client, None, _message("anpr/cam2/reads", _signed(cam2, "r3", "cam2", feed="hits"), 3))
+    receiver._on_message(client, None, _message("anpr/cam2/reads", _signed(cam2, "r4", "cam2", feed="reads"), 4))
+    receiver._on_message(client, None, _message("anpr/cam1/reads/images/r1/patch", patch, 5))
+    rows = dict(receiver.store.db.execute("SELECT read_id, problems FROM reads WHERE verified = 0").fetchall())
+    assert sorted(rows) == ["r1", "r2", "r3"]
+    assert "claims camera_id 'cam2'" in rows["r1"] and "claims camera_id 'cam1'" in rows["r2"]
+    assert "claims feed 'hits'" in rows["r3"]
+    assert receiver.store.db.execute("SELECT verified FROM reads WHERE read_id = 'r4'").fetchone() == (1,)
+    receiver.store.close()
