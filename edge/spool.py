@@ -222,11 +222,14 @@ class Spool:
                 raise SpoolError(f"spool {self.path}: cannot purge old reads: {err}") from None
             self._bytes -= freed
             self._maybe_clear_alarm()
-            if n:  # the overwritten pages reach the database file now, and the WAL holding the old ones is emptied
-                try:
-                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.Error as err:  # a reader holding the WAL open: the next checkpoint completes it
-                    log.warning("spool %s: checkpoint after retention failed: %s", self.path, err)
+            # Every pass, not only when it deleted something: SQLite reuses the WAL from its start
+            # without shrinking it, so its tail can hold reads delivered (and deleted) long ago,
+            # plates and images included. Emptying it bounds their life on disk by this pass's
+            # interval; the overwritten (secure_delete) pages reach the database file at the same time.
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as err:  # a reader holding the WAL open: the next pass completes it
+                log.warning("spool %s: checkpoint after retention failed: %s", self.path, err)
         if n:
             log.info("spool %s: retention purged %d read(s) older than %.0f s", self.path, n, age_s)
         return int(n)

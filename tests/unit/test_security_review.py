@@ -88,3 +88,24 @@ def test_a_read_published_under_another_cameras_topic_does_not_verify(tmp_path: 
     assert "claims feed 'hits'" in rows["r3"]
     assert receiver.store.db.execute("SELECT verified FROM reads WHERE read_id = 'r4'").fetchone() == (1,)
     receiver.store.close()
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def test_a_retention_pass_leaves_no_delivered_plate_in_the_spools_write_ahead_log(tmp_path: Path) -> None:
+    """Attack (forensic): after an outage the spool's WAL grows to hold the whole backlog; the reads
+    are delivered and deleted, but SQLite reuses the WAL from its start without shrinking it, so
+    its tail kept old records and images, plate text included, for as long as the camera ran:
+    past the retention limit, and read back by anyone who copies the file. The retention pass
+    only emptied the WAL when it had deleted something itself; now every pass empties it."""
+    marker = b"ZZ99PLT"
+    spool = Spool(tmp_path / "spool.sqlite", 10**9)
+    now = datetime.now(timezone.utc)
+    backlog = [OutboundRead(f"r{i}", "reads", b'{"plate":"' + marker + b'"}', {"overview": marker * 3000}, now) for i in range(200)]
+    spool.put_many(backlog)
+    spool.ack_many([(r.read_id, r.feed) for r in backlog])
+    assert spool.purge_older_than(3600) == 0  # nothing old enough: all of it was delivered
+    leftovers = {f.name: f.read_bytes().count(marker) for f in tmp_path.iterdir()}
+    spool.close()
+    assert all(count == 0 for count in leftovers.values()), leftovers
