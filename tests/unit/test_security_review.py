@@ -109,3 +109,15 @@ def test_a_retention_pass_leaves_no_delivered_plate_in_the_spools_write_ahead_lo
     leftovers = {f.name: f.read_bytes().count(marker) for f in tmp_path.iterdir()}
     spool.close()
     assert all(count == 0 for count in leftovers.values()), leftovers
+
+
+def test_the_deploy_units_keep_printed_reads_out_of_the_journal() -> None:
+    """Defect: a camera with no broker yet (a fresh install, or a broker line commented out) prints
+    every read, plate included, to stdout; under the shipped units stdout went to journald, which
+    keeps it by its own rules, outside privacy.retention_hours and the spool's secure delete.
+    The units now discard stdout; logs (stderr, never plate text) still reach the journal."""
+    units = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+    for name in ("edge-camera@.service", "edge-serve.service"):
+        lines = (units / name).read_text().splitlines()
+        assert "StandardOutput=null" in lines, name
+        assert not any(line.startswith("StandardError=null") for line in lines), name
