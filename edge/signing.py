@@ -120,8 +120,8 @@ class Signer:
         """Load an existing key file; refuses one that group or others may read."""
         path = Path(path)
         try:
+            data = path.read_bytes()  # first: a folder given as the key must not be told to chmod 600
             _check_private_mode(path)
-            data = path.read_bytes()
         except OSError as err:
             raise ConfigError(f"{path}: cannot read signing key: {err.strerror}") from None
         try:

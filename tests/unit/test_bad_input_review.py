@@ -398,3 +398,17 @@ def test_a_calibration_file_that_cannot_be_written_is_left_as_it_was_with_no_par
         save_calibration(Calibration(image_size=(1280, 720), camera_id="south"), path)
     assert path.read_bytes() == before and load_calibration(path).camera_id == "north"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.toml"]
+
+
+# ---------------------------------------------------------------------------- signing key
+
+
+def test_a_signing_key_path_that_is_a_folder_is_named_as_such_not_told_to_chmod(tmp_path: Path) -> None:
+    # signing.key_file = "" (or a folder) said "accessible to group or others (mode 0755) ... Run: chmod 600 DIR".
+    from edge.signing import Signer
+
+    folder = tmp_path / "keys"
+    folder.mkdir(mode=0o755)
+    with pytest.raises(ConfigError) as err:
+        Signer.load_or_create(folder, "c1")
+    assert str(err.value) == f"{folder}: cannot read signing key: Is a directory"
