@@ -13,6 +13,7 @@ import argparse
 import base64
 import binascii
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator, TextIO
@@ -20,6 +21,11 @@ from typing import Any, Iterator, TextIO
 from edge.errors import ConfigError
 from edge.record import INLINE_IMAGES_FIELD
 from edge.signing import load_trusted_keys, verify_record
+
+
+# A read id or image kind that becomes a file name under --images: one plain name, no dot-dot
+# (the rule `edge receive` applies to the names it writes).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +69,14 @@ def _images_for(record: dict[str, Any], folder: Path | None, problems: list[str]
             problems.append(f"{INLINE_IMAGES_FIELD}.{kind} is not valid base64")
     if folder is not None:
         rid = str(record.get("read_id"))
+        if not _PLAIN_NAME.fullmatch(rid):
+            # The read comes from outside: "../x" would have us read (and print the hash of) any file.
+            problems.append(f"read_id {rid[:60]!r} is not a plain name; no image file looked up for it")
+            return images
         for kind in record.get("images") or {}:
+            if not _PLAIN_NAME.fullmatch(str(kind)):
+                problems.append(f"image kind {str(kind)[:60]!r} is not a plain name; no file looked up for it")
+                continue
             # `edge receive` stores DIR/<read_id>/<kind>.jpg; a flat folder of <read_id>.<kind>.jpg works too.
             for path in (folder / rid / f"{kind}.jpg", folder / f"{rid}.{kind}.jpg"):
                 if kind not in images and path.is_file():

@@ -121,3 +121,31 @@ def test_the_deploy_units_keep_printed_reads_out_of_the_journal() -> None:
         lines = (units / name).read_text().splitlines()
         assert "StandardOutput=null" in lines, name
         assert not any(line.startswith("StandardError=null") for line in lines), name
+
+
+# --- edge verify ---------------------------------------------------------------------------------
+
+
+def test_verify_images_folder_reads_no_file_outside_it(tmp_path: Path, capsys) -> None:
+    """Attack: a read sent to a back office names read_id "../outside" (or an image kind "../x").
+    `edge verify --images DIR` joined them to DIR, read whatever file that named and printed the
+    start of its SHA-256: an oracle for the existence and content of files the verifier can read.
+    Now a read id or kind that is not a plain name is a problem of that read and nothing is read."""
+    from edge.cli import main
+    from edge.record import sha256_hex
+
+    secret = tmp_path / "outside" / "secret.jpg"
+    secret.parent.mkdir()
+    secret.write_bytes(b"the verifier's private file")
+    (tmp_path / "images").mkdir()
+    attacker = Signer.generate("cam1")
+    forged = [
+        attacker.sign({"read_id": "../outside", "camera_id": "cam1", "images": {"secret": {"sha256": "0" * 64}}}),
+        attacker.sign({"read_id": "r1", "camera_id": "cam1", "images": {"../outside/secret": {"sha256": "0" * 64}}}),
+    ]
+    reads = tmp_path / "reads.jsonl"
+    reads.write_text("".join(to_json_line(r) + "\n" for r in forged))
+    assert main(["verify", str(reads), "--images", str(tmp_path / "images")]) == 1
+    out = capsys.readouterr().out
+    assert sha256_hex(secret.read_bytes())[:16] not in out
+    assert out.count("not a plain name") == 2
