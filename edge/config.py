@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.errors import ConfigError
 from edge.logs import redact
@@ -36,6 +36,14 @@ CAMERA_ID_RULE = "1 to 64 characters: letters, digits, '_', '-' and '.', startin
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_empty_path(cls, v: Any, info: ValidationInfo) -> Any:
+        # "" would become Path("."), the config file's own folder, and fail later as a folder taken for a file.
+        if v == "" and cls.model_fields[info.field_name].annotation in (Path, Path | None):
+            raise ValueError("empty path: leave the key out for its default")
+        return v
 
 
 def repeated(names: list[str]) -> list[str]:

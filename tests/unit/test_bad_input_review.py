@@ -412,3 +412,29 @@ def test_a_signing_key_path_that_is_a_folder_is_named_as_such_not_told_to_chmod(
     with pytest.raises(ConfigError) as err:
         Signer.load_or_create(folder, "c1")
     assert str(err.value) == f"{folder}: cannot read signing key: Is a directory"
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("toml, key", [
+    ('[signing]\nkey_file = ""\n', "signing.key_file"),
+    ('[camera]\ncalibration = ""\n', "camera.calibration"),
+    ('[detector]\nmodel = ""\n', "detector.model"),
+    ('[spool]\ndir = ""\n', "spool.dir"),
+    ('[[privacy.feeds]]\nname = "p"\nkind = "pseudonymised"\nhmac_key_file = ""\n', "privacy.feeds.0.hmac_key_file"),
+])
+def test_an_empty_path_in_a_config_is_refused_by_key(tmp_path: Path, toml: str, key: str) -> None:
+    # "" became Path("."), the config's folder: later errors spoke of a folder (or of "chmod 600" on it), not the key.
+    from edge.config import load_camera_config
+
+    (tmp_path / "cam.toml").write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_camera_config(tmp_path / "cam.toml")
+    assert f"{key} = '': empty path: leave the key out for its default" in str(err.value)
+
+
+def test_a_dot_path_in_a_config_is_still_a_path() -> None:
+    from edge.config import CameraConfig
+
+    assert CameraConfig.model_validate({"spool": {"dir": "."}}).spool.dir == Path(".")
