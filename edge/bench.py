@@ -10,7 +10,8 @@ else the most confident detection left (found, misread), and counts for reading
 only. Unmatched detections are false positives (in the openalpr sets only one plate
 per image is labelled, so some of them are real plates: a labelling gap, not an error);
 `false_reads_per_image` counts those of them with a legible reading, the ones `edge read`
-lists as plates (an illegible box is reported apart, as not read).
+lists as plates (an illegible box is reported apart, as not read). An image that labels.csv
+does not list is an image without plates: everything found there is a false positive.
 
 Speed, per image: decode (cv2.imdecode of the file's bytes, the floor any engine
 pays), the pipeline's own stages (detect, read, ...), and track (sequence folders:
@@ -39,7 +40,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from edge.errors import ConfigError
-from edge.labels import LabelledImage, LabelledPlate, load_labelled_folder, split_of
+from edge.labels import LabelledImage, LabelledPlate, list_images, load_labelled_folder, split_of
 from edge.types import Box, Frame, Observation
 
 log = logging.getLogger(__name__)
@@ -404,7 +405,12 @@ class Progress:
 
 
 def select_images(folder: Path, split: str = "all", limit: int | None = None) -> list[LabelledImage]:
+    """The folder's images in name order: those labels.csv lists with their plates, and every other
+    image with none. labels.csv has one row per plate, so a frame without a plate has no row; left out,
+    the empty road between two vehicles would never count its false positives."""
     images = load_labelled_folder(folder)
+    listed = {im.path.name for im in images}
+    images = sorted(images + [LabelledImage(p, ()) for p in list_images(folder) if p.name not in listed], key=lambda im: im.path.name)
     if split != "all":
         images = [im for im in images if split_of(im.path.name) == split]
     return images[:limit] if limit else images

@@ -398,3 +398,17 @@ def test_progress_rate_is_measured_between_updates_not_from_the_bars_creation(mo
     assert out.getvalue().endswith("3/9   4.0 img/s")  # 2 images in 0.5 s
     bar.update(5)
     assert out.getvalue().endswith("5/9   4.0 img/s")
+
+
+def test_images_the_labels_do_not_list_are_benched_as_frames_without_plates(tmp_path: Path) -> None:
+    """labels.csv has one row per plate, so an empty-road frame has no row: it was skipped, and what the
+    engine found on it never counted as a false positive."""
+    make_folder(tmp_path / "f", [("a.png", 10, "AB12CDE", (10, 10, 50, 12))])
+    cv2.imwrite(str(tmp_path / "f" / "b.png"), np.full((120, 160, 3), 20, np.uint8))  # no plate, no row
+    cv2.imwrite(str(tmp_path / "f" / "c.png"), np.full((120, 160, 3), 30, np.uint8))
+    (tmp_path / "f" / "notes.txt").write_text("not an image")
+    answers = {10: [result((10, 10, 50, 12), "AB12CDE")], 20: [result((60, 60, 40, 10), "FOO1")], 30: []}
+    s = run_bench(tmp_path / "f", StubPipeline(answers)).summary
+    assert s["images"] == 3 and s["plates"] == 1
+    assert s["det_recall"] == 1.0 and s["read_exact"] == 1.0
+    assert s["false_pos_per_image"] == pytest.approx(1 / 3, abs=1e-4)  # FOO1 on the unlisted frame
