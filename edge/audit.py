@@ -227,6 +227,25 @@ def _hash_or_none(entry: dict[str, Any]) -> str | None:
         return None
 
 
+def _load_entry(line: bytes) -> tuple[Any, list[str]]:
+    """A line parsed as json does (the last of two equal keys wins), and the keys it repeats.
+
+    A repeated key is an edit the hash cannot see: the entry hashes as its last value, while a
+    reader that keeps the first (SQLite's json_extract, for one) is shown the other.
+    """
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in items:
+            if key in obj:
+                repeated.append(key)
+            obj[key] = value
+        return obj
+
+    return json.loads(line, object_pairs_hook=pairs), repeated
+
+
 def verify_audit_log(path: Path) -> list[str]:
     """Everything wrong with an audit log's chain, naming the line; [] when it is intact."""
     path = Path(path)
@@ -244,12 +263,14 @@ def verify_audit_log(path: Path) -> list[str]:
     for n, line in enumerate(lines, start=1):
         where = f"{path}:{n}"
         try:
-            entry = json.loads(line)
+            entry, repeated = _load_entry(line)
             if not isinstance(entry, dict):
                 raise ValueError("not an object")
         except ValueError:
             problems.append(f"{where}: not a JSON object")
             return problems  # the chain cannot be followed past a line we cannot read
+        if repeated:
+            problems.append(f"{where}: key {repeated[0]!r} appears twice in the entry (the entry was edited)")
         if entry.get("prev") != prev:
             problems.append(f"{where}: 'prev' does not match the hash of the line before (a line was removed, inserted or reordered)")
         if entry.get("hash") != _hash_or_none(entry):

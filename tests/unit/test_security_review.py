@@ -149,3 +149,41 @@ def test_verify_images_folder_reads_no_file_outside_it(tmp_path: Path, capsys) -
     out = capsys.readouterr().out
     assert sha256_hex(secret.read_bytes())[:16] not in out
     assert out.count("not a plain name") == 2
+
+
+# --- audit log -----------------------------------------------------------------------------------
+
+
+def _two_entry_log(path: Path) -> list[str]:
+    from edge.audit import AuditLog
+
+    log = AuditLog(path)
+    log.append("retention_purge", removed=10, older_than_hours=72)
+    log.append("read_published", read_id="r1", feed="reads")
+    return path.read_text().splitlines()
+
+
+def test_an_audit_entry_edited_with_a_repeated_key_is_detected(tmp_path: Path) -> None:
+    """Attack: put `"removed":0,` in front of a purge entry's `"removed":10`. Python's json keeps the
+    last value, so the entry hashed as before and `edge audit verify` said intact; a tool that keeps
+    the first (SQLite's json_extract, some auditors' parsers) reads 0 deletions. A repeated key is
+    now an edit of that line."""
+    from edge.audit import verify_audit_log
+
+    lines = _two_entry_log(tmp_path / "audit.log")
+    lines[0] = lines[0].replace('"removed":10', '"removed":0,"removed":10')
+    (tmp_path / "audit.log").write_text("\n".join(lines) + "\n")
+    problems = verify_audit_log(tmp_path / "audit.log")
+    assert problems and "audit.log:1" in problems[0] and "'removed' appears twice" in problems[0]
+
+
+def test_audit_verify_with_an_anchor_reports_a_forged_hash_field_instead_of_crashing(tmp_path: Path, capsys) -> None:
+    """A tampered log whose last line has a list for its hash made `edge audit verify --anchor` end
+    in a traceback (unhashable list) instead of the TAMPERED report that names the line."""
+    from edge.cli import main
+
+    lines = _two_entry_log(tmp_path / "audit.log")
+    (tmp_path / "audit.log").write_text("\n".join(lines + ['{"hash": [1]}']) + "\n")
+    anchor = json.loads(lines[0])["hash"]
+    assert main(["audit", "verify", str(tmp_path / "audit.log"), "--anchor", anchor]) == 1
+    assert "TAMPERED" in capsys.readouterr().out
