@@ -120,6 +120,8 @@ def check_line(line: str, trusted: dict[str, bytes] | None, folder: Path | None,
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.images is not None and not args.images.is_dir():  # a typo would pass every read as "images not at hand"
+        raise ConfigError(f"--images {args.images}: no such folder")
     trusted = load_trusted_keys(args.keys) if args.keys else None
     if trusted is None:
         print("note: no --keys given: each read was checked with the public key it names. This shows the reads "

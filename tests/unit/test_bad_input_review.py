@@ -438,3 +438,29 @@ def test_a_dot_path_in_a_config_is_still_a_path() -> None:
     from edge.config import CameraConfig
 
     assert CameraConfig.model_validate({"spool": {"dir": "."}}).spool.dir == Path(".")
+
+
+# ---------------------------------------------------------------------------- edge verify
+
+
+@pytest.mark.parametrize("images", ["no_such_folder", "a_file"])
+def test_verify_refuses_an_images_folder_that_is_not_there(tmp_path: Path, capsys, images: str) -> None:
+    # A mistyped --images passed every read as "ok (images not at hand, not checked)", exit 0.
+    import hashlib
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edge.cli import main
+    from edge.signing import Signer
+
+    patch = b"jpeg bytes"
+    record = {"read_id": "r1", "camera_id": "c1", "feed": "reads",
+              "images": {"patch": {"sha256": hashlib.sha256(patch).hexdigest(), "bytes": len(patch)}}}
+    reads = tmp_path / "reads.jsonl"
+    reads.write_text(json.dumps(Signer(Ed25519PrivateKey.generate(), "c1", tmp_path / "k").sign(record)) + "\n")
+    (tmp_path / "a_file").write_text("")
+    assert main(["verify", str(reads)]) == 0  # the read itself is fine
+    capsys.readouterr()
+    assert main(["verify", str(reads), "--images", str(tmp_path / images)]) == 2
+    assert f"--images {tmp_path / images}: no such folder" in capsys.readouterr().err
