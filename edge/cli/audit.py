@@ -47,7 +47,7 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.anchor:
         # As copied from a heartbeat or a report: surrounding space or upper-case hex is still the same hash.
         args.anchor = [a.strip().lower() for a in args.anchor]
-        hashes = {json.loads(line).get("hash") for line in path.read_bytes().split(b"\n") if line.strip() and _is_json(line)}
+        hashes = _hashes(path)
         problems += [f"anchored entry {a} is not in the log (the log was rewritten or cut back)" for a in args.anchor if a not in hashes]
     if problems:
         print(f"{path}: TAMPERED or damaged:")
@@ -58,6 +58,15 @@ def run_verify(args: argparse.Namespace) -> int:
     last = json.loads(path.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]) if lines else {}
     print(f"{path}: intact, {lines} entries; head hash {last.get('hash', '-')} (compare with the copy held off the unit)")
     return 0
+
+
+def _hashes(path: Path) -> set[str]:
+    """The `hash` of every readable entry; a tampered line may hold anything there (a list, a number)."""
+    found = set()
+    for line in path.read_bytes().split(b"\n"):
+        if line.strip() and _is_json(line) and isinstance(json.loads(line).get("hash"), str):
+            found.add(json.loads(line)["hash"])
+    return found
 
 
 def _is_json(line: bytes) -> bool:
