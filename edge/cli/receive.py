@@ -53,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
         from edge.signing import load_trusted_keys
 
         trusted = load_trusted_keys(args.keys)
+    else:
+        # verified = 1 then means "intact", not "from our camera": anyone who can publish can sign with a key of their own.
+        print("note: no --keys given: each read is checked with the public key it names, so verified = 1 shows a read "
+              "is intact, not which camera made them. Give --keys DIR (the cameras' .pub files) to check who signed.",
+              file=sys.stderr)
 
     def emit(row: dict[str, Any]) -> None:
         print(json.dumps(row, separators=(",", ":"), ensure_ascii=False), flush=True)

@@ -7,6 +7,7 @@ attacker did and what the engine now does instead.
 from __future__ import annotations
 
 import json
+import signal
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -187,3 +188,38 @@ def test_audit_verify_with_an_anchor_reports_a_forged_hash_field_instead_of_cras
     anchor = json.loads(lines[0])["hash"]
     assert main(["audit", "verify", str(tmp_path / "audit.log"), "--anchor", anchor]) == 1
     assert "TAMPERED" in capsys.readouterr().out
+
+
+# --- edge receive --------------------------------------------------------------------------------
+
+
+def test_edge_receive_without_keys_says_that_verified_means_intact_only(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Defect: without --keys the receiver checks each read against the public key the read itself
+    names, so a read made up and signed by anyone with broker access is stored with verified = 1.
+    `edge verify` says so; `edge receive` said nothing, and an operator took verified = 1 for
+    "came from our camera". It now says so at start (stderr), as `edge verify` does."""
+    import edge.receive
+    from edge.cli import main
+
+    class FakeReceiver:
+        def __init__(self, *args, **kwargs) -> None:
+            self.store = SimpleNamespace(counters=dict, close=lambda: None)
+
+        def run(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(edge.receive, "Receiver", FakeReceiver)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own SIGTERM handling
+    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", str(tmp_path / "bo")]) == 0
+    err = capsys.readouterr().err
+    assert "no --keys" in err and "not which camera made them" in err
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    from edge.signing import write_public_key
+
+    write_public_key(keys / "cam1.pub", Signer.generate("cam1")._key.public_key(), "cam1")
+    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", str(tmp_path / "bo"), "--keys", str(keys)]) == 0
+    assert "no --keys" not in capsys.readouterr().err
