@@ -2,7 +2,7 @@
 
 A reference for integrators and the back office of the test suite. It stores into one folder:
 
-    DIR/reads.sqlite                        reads (read_id unique), images, counters
+    DIR/reads.sqlite                        reads (read_id unique), images, counters, conflicts
     DIR/images/<read_id>/<kind>.<ext>       image files (JPEG, PNG or .bin)
 
 No read is lost between the broker and the folder: messages are acknowledged to the broker
@@ -10,7 +10,9 @@ only after the SQLite transaction holding them has committed (paho's manual
 acknowledgement, a batch per network-loop turn), and the receiver keeps a persistent MQTT
 session (fixed client id, clean start off, session expiry), so the broker queues reads
 published while it is away. A read delivered twice (a re-send after an outage) is counted
-as a duplicate and stored once.
+as a duplicate and stored once. A *different* record under a read_id already stored (a
+forgery, or the genuine read after a forgery) is kept in the `conflicts` table and logged;
+a copy that verifies takes the place of a stored one that does not.
 
 Several receivers can share the load with an MQTT 5 shared subscription (`share`, topic
 `$share/<group>/<pattern>`). Give them the same folder (SQLite in WAL mode serialises the
@@ -85,6 +87,14 @@ CREATE TABLE IF NOT EXISTS images (
     PRIMARY KEY (read_id, kind)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts (  -- records that differ from the one kept under their read_id
+    read_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    verified INTEGER,
+    problems TEXT,
+    record TEXT NOT NULL
+);
 """
 
 
@@ -222,11 +232,12 @@ class ReadStore:
     # ---- records ------------------------------------------------------------------------
 
     def add_record(self, topic: str, feed: str, record: dict[str, Any]) -> dict[str, Any] | None:
-        """Store a record (inside the open transaction); the stored row, or None for a duplicate."""
+        """Store a record (inside the open transaction); the stored row, or None for a duplicate or a conflict."""
         read_id = record["read_id"]
-        if self.db.execute("SELECT 1 FROM reads WHERE read_id = ?", (read_id,)).fetchone():
-            self.bump("duplicates")
-            return None
+        stored = self.db.execute("SELECT record, verified, problems, topic, received_at FROM reads WHERE read_id = ?",
+                                 (read_id,)).fetchone()
+        if stored is not None:
+            return self._another_copy(topic, feed, record, stored)
         inline = record.pop(INLINE_IMAGES_FIELD, None)
         if isinstance(inline, dict):
             for kind, b64 in inline.items():
@@ -235,8 +246,16 @@ class ReadStore:
                 except (binascii.Error, TypeError, ValueError):
                     log.warning("read %s: inline image %r is not valid base64; not stored", read_id, kind)
         verified, problems = self._check(record, self._images_of(read_id), topic)
+        row = self._insert(topic, feed, record, verified, problems)
+        self.bump("reads")
+        if verified == 0:
+            self.bump("unverified")
+            log.warning("read %s from %s does not verify: %s", read_id, topic, "; ".join(problems))
+        return row
+
+    def _insert(self, topic: str, feed: str, record: dict[str, Any], verified: int | None, problems: list[str]) -> dict[str, Any]:
         row = {
-            "read_id": read_id,
+            "read_id": record["read_id"],
             "feed": feed,
             "camera_id": _text(record.get("camera_id")),
             "plate": _text(record.get("plate")),
@@ -250,11 +269,39 @@ class ReadStore:
             "INSERT INTO reads VALUES (:read_id, :feed, :camera_id, :plate, :timestamp, :topic, :received_at, :verified, :problems, :record)",
             {**row, "problems": json.dumps(problems), "record": json.dumps(record, separators=(",", ":"), ensure_ascii=False)},
         )
-        self.bump("reads")
-        if verified == 0:
-            self.bump("unverified")
-            log.warning("read %s from %s does not verify: %s", read_id, topic, "; ".join(problems))
         return row
+
+    def _another_copy(self, topic: str, feed: str, record: dict[str, Any], stored: tuple) -> dict[str, Any] | None:
+        """A record under a read_id already stored: a re-send (dropped), or a different record (kept in conflicts).
+
+        Whoever learns a read id first (the hits feed's is derived from the full feed's without
+        a key) could otherwise publish a forgery under it and have the genuine read dropped as a
+        duplicate, or probe with forgeries that leave no trace. A copy that verifies takes the
+        place of a stored one that does not; the other copy is kept either way.
+        """
+        read_id = record["read_id"]
+        record.pop(INLINE_IMAGES_FIELD, None)  # a conflicting copy's images are not stored: its hashes name them
+        old_record, old_verified, old_problems, old_topic, old_received = stored
+        if json.dumps(json.loads(old_record), sort_keys=True) == json.dumps(record, sort_keys=True):
+            self.bump("duplicates")
+            return None
+        self.bump("conflicts")
+        verified, problems = self._check(record, self._images_of(read_id), topic)
+        if verified == 1 and old_verified != 1:
+            self.db.execute("INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?)",
+                            (read_id, old_topic, old_received, old_verified, old_problems, old_record))
+            self.db.execute("DELETE FROM reads WHERE read_id = ?", (read_id,))
+            if old_verified == 0:
+                self.bump("unverified", -1)
+            log.warning("read %s from %s verifies and replaces the copy stored before, which did not (kept in conflicts)",
+                        read_id, topic)
+            return self._insert(topic, feed, record, verified, problems)
+        self.db.execute("INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?)",
+                        (read_id, topic, _now_iso(), verified, json.dumps(problems),
+                         json.dumps(record, separators=(",", ":"), ensure_ascii=False)))
+        log.warning("read %s from %s differs from the copy already stored (from %s); kept in conflicts%s",
+                    read_id, topic, old_topic, "" if verified == 1 else ": " + "; ".join(problems))
+        return None
 
     def _check(self, record: dict[str, Any], images: dict[str, bytes], topic: str) -> tuple[int | None, list[str]]:
         problems = topic_problems(topic, record)

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         pass
     counts = receiver.store.counters()
     print(f"edge receive: {counts.get('reads', 0)} read(s) stored, {counts.get('duplicates', 0)} duplicate(s) dropped, "
-          f"{counts.get('unverified', 0)} not verifying, {counts.get('images', 0)} image(s)", file=sys.stderr)
+          f"{counts.get('unverified', 0)} not verifying, {counts.get('conflicts', 0)} conflicting copies kept, "
+          f"{counts.get('images', 0)} image(s)", file=sys.stderr)
     receiver.store.close()
     return 0

@@ -223,3 +223,29 @@ def test_edge_receive_without_keys_says_that_verified_means_intact_only(tmp_path
     write_public_key(keys / "cam1.pub", Signer.generate("cam1")._key.public_key(), "cam1")
     assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", str(tmp_path / "bo"), "--keys", str(keys)]) == 0
     assert "no --keys" not in capsys.readouterr().err
+
+
+def test_a_different_record_under_a_stored_read_id_is_kept_and_a_genuine_one_displaces_a_forgery(tmp_path: Path) -> None:
+    """Attack: learn a read id before the back office has its record (the hits feed's id is derived
+    from the full feed's without a key, and a refused feed waits 30 s for its retry) and publish
+    a forged record under it first. De-duplication kept whichever came first and dropped the
+    other as a plain duplicate: the genuine read was acknowledged and lost, and a forgery that
+    came second vanished without a trace. Now a copy that differs from the stored one is kept in
+    `conflicts`, and a copy that verifies takes the place of one that does not."""
+    cam1, forger = Signer.generate("cam1"), Signer.generate("cam1")
+    trusted = {cam1.key_id: cam1.public_raw}
+    receiver = Receiver("mqtt://127.0.0.1:1", tmp_path, trusted_keys=trusted)
+    client = _client()
+    genuine = _signed(cam1, "r1", "cam1")
+    receiver._on_message(client, None, _message("anpr/cam1/reads", _signed(forger, "r1", "cam1", plate="ZZ99ZZZ"), 1))
+    receiver._on_message(client, None, _message("anpr/cam1/reads", genuine, 2))
+    receiver._on_message(client, None, _message("anpr/cam1/reads", genuine, 3))  # a re-send: a plain duplicate
+    receiver._on_message(client, None, _message("anpr/cam1/reads", _signed(forger, "r1", "cam1", plate="YY11YYY"), 4))
+    receiver.store.commit()
+    db = receiver.store.db
+    assert db.execute("SELECT plate, verified FROM reads WHERE read_id = 'r1'").fetchall() == [("AB12CDE", 1)]
+    kept = sorted(json.loads(r)["plate"] for (r,) in db.execute("SELECT record FROM conflicts WHERE read_id = 'r1'"))
+    assert kept == ["YY11YYY", "ZZ99ZZZ"]
+    assert receiver.store.counters()["duplicates"] == 1 and receiver.store.counters()["conflicts"] == 2
+    assert [mid for mid, _ in receiver._to_ack] == [1, 2, 3, 4]
+    receiver.store.close()
