@@ -33,6 +33,7 @@ from edge.motion import MotionGate
 from edge.pipeline import ImagePipeline
 from edge.track import Tracker
 from edge.types import Direction, Frame, Observation, OutboundRead, TrackResult
+from edge.watchdog import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ def _lock_camera_dir(folder: Path, camera_id: str) -> TextIO:
 
 class Camera:
     _lock: TextIO | None = None  # the camera folder's lock (see _lock_camera_dir)
+    # When the context thread last began a step (a read, or a retry of a full disk); None while it waits
+    # for work. The frame loop vouches for the whole process to a supervisor only while this is recent.
+    _context_busy_since: float | None = None
+    notifier: Notifier = Notifier({})  # silent until __init__ reads the environment (systemd, `edge serve`)
 
     def __init__(self, cfg: CameraConfig, source: FrameSource, *, spool_dir: Path | None = None, out: TextIO | None = sys.stdout) -> None:
         from edge.privacy import FeedRouter, camera_dir, open_audit, signing_key_path
@@ -130,6 +135,7 @@ class Camera:
         self._stopping = threading.Event()  # shutting down: the context thread stops waiting for the spool
         self._stop_requested = threading.Event()  # the caller's stop event, once run() has it
         self._context = threading.Thread(target=self._context_loop, name=f"edge.context:{cam}", daemon=True)
+        self.notifier = Notifier()
 
     # -- status ----------------------------------------------------------------
 
@@ -167,6 +173,7 @@ class Camera:
             self.publisher.start()
         log.info("camera %s: reading %s", self.cfg.camera.id, self.source.name)
         self._context.start()
+        self.notifier.ready()
         source_failed = False
         try:
             try:
@@ -188,6 +195,7 @@ class Camera:
         total = len(getattr(self.source, "paths", ())) or None
         shown = 0.0
         for frame in self.source.frames():
+            self._beat()
             if isinstance(frame, datetime):  # a live source stalled: passes seen before it end now, not when it returns
                 for track in self.tracker.update(frame, []):
                     self._emit(track)
@@ -270,6 +278,7 @@ class Camera:
                 self._finished.put(track, timeout=0.5)
                 return
             except queue.Full:
+                self._beat()  # waiting for the context thread (a full disk holds reads in memory) is not a hang
                 if self._stop_requested.is_set():
                     # The context thread is stuck retrying a full or unwritable spool while the queue is
                     # full: asked to stop, let it give up, or the two threads would wait on each other for ever.
@@ -281,6 +290,7 @@ class Camera:
         from edge.spool import SpoolError
 
         while (track := self._finished.get()) is not None:
+            self._context_busy_since = time.monotonic()
             try:
                 self._publish(track)
             except (SpoolError, AuditWriteError) as err:  # given up at a stop: the disk is still full or unwritable
@@ -289,6 +299,18 @@ class Camera:
             except Exception:  # a bug here must not stop the camera; the log says which read
                 self.stats.reads_lost += 1
                 log.exception("could not build read for track %d", track.track_id)  # no plate text: logs are kept outside retention
+            finally:
+                self._context_busy_since = None
+
+    def _beat(self) -> None:
+        """Tell a supervisor this camera is alive: the frame loop turns, and the context thread is idle or
+        began its current step within a watchdog period (a read build that hangs stops the beats, and the
+        supervisor restarts the camera a period later). A full-disk retry waits 30 s at most, so a period
+        of a minute never mistakes one for a hang."""
+        busy = self._context_busy_since
+        period = self.notifier.period_s
+        if busy is None or period is None or time.monotonic() - busy < period:
+            self.notifier.alive()
 
     def _spool(self, outbound: list[OutboundRead]) -> None:
         self._until_written(lambda: self.spool.put_many(outbound))
@@ -311,6 +333,7 @@ class Camera:
                     raise
                 log.error("%s; retrying in %.0f s (reads wait in memory meanwhile)", err, delay)
                 self._stopping.wait(delay)
+                self._context_busy_since = time.monotonic()  # a retry is progress, not a hang
                 delay = min(delay * 2, 30.0)
 
     def _publish(self, track: TrackResult) -> None:
@@ -362,6 +385,7 @@ class Camera:
         """
         queued_end = False
         while self._context.is_alive():
+            self._beat()
             if self._stop_requested.is_set():
                 self._stopping.set()  # asked to stop: reads still waiting for the disk are given up
             if not queued_end:
@@ -374,6 +398,7 @@ class Camera:
 
     def _shutdown(self, once: bool, flush_timeout_s: float) -> int:
         status = 0
+        self.notifier.stopping()
         self._finish_context()
         if self.stats.reads_lost:
             log.error("%d read(s) could not be built or spooled (see above): exit status 1", self.stats.reads_lost)

@@ -285,3 +285,48 @@ def test_a_second_process_on_one_camera_folder_is_refused_until_the_first_ends(t
         _lock_camera_dir(tmp_path, "north")
     held.close()
     _lock_camera_dir(tmp_path, "north").close()
+
+
+def test_the_frame_loop_tells_a_supervisor_it_is_alive_unless_the_context_thread_is_stuck(tmp_path):
+    """A hung camera (a stuck read build, a deadlock) used to sit silent on its pole: with a supervisor
+    listening (systemd's WatchdogSec, `edge serve`) the camera now says READY and then beats while it works."""
+    import socket
+    import time
+
+    from edge.capture import CaptureStats
+    from edge.config import TrackingSection
+    from edge.track import Tracker
+    from edge.watchdog import Notifier
+    from tests.builders import frame
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(0.2)
+    busy_for = {"s": None}
+
+    class Source:
+        name, live, stats = "frames/", False, CaptureStats()
+
+        def frames(self):
+            s = busy_for["s"]
+            cam._context_busy_since = None if s is None else time.monotonic() - s
+            yield frame(0.0, 0)
+
+        def close(self):
+            pass
+
+    messages = []
+    try:
+        for busy_for["s"] in (None, 10.0, 500.0):  # idle; busy 10 s (under the 60 s period); stuck 500 s
+            cam = camera_over(Source(), lambda f: [], Tracker(TrackingSection()), [])
+            cam.notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "60000000"})
+            assert cam.run(threading.Event()) == 0
+            got = []
+            try:
+                while True:
+                    got.append(sock.recv(100).decode())
+            except socket.timeout:
+                messages.append(got)
+    finally:
+        sock.close()
+    assert messages == [["READY=1", "WATCHDOG=1"], ["READY=1", "WATCHDOG=1"], ["READY=1"]]
