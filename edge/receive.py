@@ -40,8 +40,9 @@ import socket
 import sqlite3
 import ssl
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ DB_FILE = "reads.sqlite"
 DEFAULT_TOPIC = "anpr/+/reads/#"  # the full feed's records and their images, every camera
 SESSION_EXPIRY_S = 24 * 3600
 BATCH_MAX = 200  # messages stored per transaction at most
+RETENTION_EVERY_S = 300.0  # retention pass interval at most (ten passes per retention period if that is shorter)
 # Topic levels that become file names: no path separators, no dot-dot.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
@@ -132,8 +134,10 @@ def topic_problems(topic: str, record: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _now_iso(ago_s: float = 0.0) -> str:
+    """Now (or `ago_s` seconds ago) as the receiver writes times: they compare as text in SQL."""
+    then = datetime.now(timezone.utc) - timedelta(seconds=ago_s)
+    return then.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _load_verifier() -> Callable[..., list[str]] | None:
@@ -192,6 +196,7 @@ class ReadStore:
             self.db = sqlite3.connect(self.out / DB_FILE, isolation_level=None, timeout=30, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA secure_delete=ON")  # deleted reads are overwritten, not left in free pages
             self.db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as err:
             raise ReceiverError(f"receiver folder {self.out}: cannot open {DB_FILE}: {err}") from None
@@ -362,6 +367,49 @@ class ReadStore:
         if verified == 0:
             log.warning("read %s: its images do not verify: %s", read_id, "; ".join(problems))
 
+    # ---- retention ----------------------------------------------------------------------
+
+    def purge_older_than(self, age_s: float) -> int:
+        """Delete what was received more than `age_s` seconds ago; returns how many reads went.
+
+        A read goes with its images (rows and files) and its conflicting copies; so do images
+        whose record never came, and conflicting copies of reads still kept. Rows are overwritten
+        (secure_delete) and the WAL emptied, so no plate outlives the pass in the database files.
+        Commits the open batch with it (acknowledging stays the caller's job, after this returns).
+        """
+        cutoff = _now_iso(age_s)
+        self.begin()
+        try:
+            old = [r for (r,) in self.db.execute("SELECT read_id FROM reads WHERE received_at < ?", (cutoff,))]
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS purge_ids (read_id TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM purge_ids")
+            self.db.executemany("INSERT INTO purge_ids VALUES (?)", [(r,) for r in old])
+            gone = ("read_id IN (SELECT read_id FROM purge_ids) OR (received_at < ? AND read_id NOT IN "
+                    "(SELECT read_id FROM reads))")
+            files = [self.out / rel for (rel,) in self.db.execute(f"SELECT path FROM images WHERE {gone}", (cutoff,))]
+            self.db.execute(f"DELETE FROM images WHERE {gone}", (cutoff,))
+            self.db.execute("DELETE FROM conflicts WHERE received_at < ? OR read_id IN (SELECT read_id FROM purge_ids)", (cutoff,))
+            self.db.execute("DELETE FROM reads WHERE read_id IN (SELECT read_id FROM purge_ids)")
+            # Files before the commit: a crash in between leaves rows without files (deleted next
+            # pass), never files that no row names any more (kept for ever).
+            for path in files:
+                path.unlink(missing_ok=True)
+                try:
+                    path.parent.rmdir()
+                except OSError:  # another image of the read is still there
+                    pass
+            self.commit()
+        except (OSError, sqlite3.Error):
+            self.rollback()
+            raise
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL still holds the rows as they were
+        except sqlite3.Error as err:  # a reader holds the WAL open: the next pass empties it
+            log.warning("receiver %s: checkpoint after retention failed: %s", self.out / DB_FILE, err)
+        if old:
+            log.info("retention: deleted %d read(s) received more than %g h ago", len(old), age_s / 3600)
+        return len(old)
+
     def close(self) -> None:
         self.rollback()
         self.db.close()
@@ -387,6 +435,7 @@ class Receiver:
         on_read: Callable[[dict[str, Any]], None] | None = None,
         session_expiry_s: int = SESSION_EXPIRY_S,
         reconnect_max_s: float = 30.0,
+        retention_hours: float | None = None,
     ) -> None:
         self.broker = BrokerAddress.parse(broker)
         self.out = Path(out)
@@ -399,6 +448,8 @@ class Receiver:
         self.on_read = on_read
         self.session_expiry_s = session_expiry_s
         self.reconnect_max_s = reconnect_max_s
+        self.retention_hours = retention_hours  # None: keep everything (the back office's own policy applies)
+        self._next_purge = 0.0
         self.store = ReadStore(self.out, trusted_keys)
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -427,6 +478,7 @@ class Receiver:
         backoff = 0.5
         try:
             while not self._stop.is_set():
+                self._maybe_purge()  # also while the broker is away: retention does not wait for it
                 if self._connect():
                     self._serve()
                 if self._stop.is_set():
@@ -454,10 +506,21 @@ class Receiver:
                 if len(self._to_ack) == before:
                     break
             self._settle()
+            self._maybe_purge()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 if self.connected.is_set():
                     self._error(f"broker {self.broker}: connection lost; reconnecting (reads wait at the broker meanwhile)")
                 return
+
+    def _maybe_purge(self) -> None:
+        """Retention: delete what is older than `retention_hours`, at least ten times per period."""
+        if self.retention_hours is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + min(RETENTION_EVERY_S, self.retention_hours * 360.0)
+        try:
+            self.store.purge_older_than(self.retention_hours * 3600.0)
+        except (OSError, sqlite3.Error) as err:  # tried again at the next pass; storing goes on meanwhile
+            self._error(f"receiver {self.out}: retention could not delete old reads ({err}); retrying")
 
     def _connect(self) -> bool:
         try:

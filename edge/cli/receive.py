@@ -28,12 +28,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--share", metavar="GROUP", help="join the MQTT 5 shared subscription $share/GROUP/... (several receivers)")
     p.add_argument("--client-id", help="MQTT client id (default: edge-receive-<host>-<hash of DIR>); unique per receiver")
     p.add_argument("--keys", type=Path, metavar="DIR", help="trusted camera public keys (*.pub); without it the key a read names is used")
+    p.add_argument("--retention-hours", type=_hours, metavar="H",
+                   help="delete reads, their images and conflicting copies received more than H hours ago "
+                   "(checked every 5 minutes; default: keep everything)")
     p.add_argument("--username", help="broker user name")
     p.add_argument("--password-file", type=Path, metavar="FILE", help="file holding the broker password")
     p.add_argument("--ca-file", type=Path, metavar="FILE", help="CA certificate of the broker (mqtts://)")
     p.add_argument("--cert-file", type=Path, metavar="FILE", help="client certificate (TLS client authentication)")
     p.add_argument("--key-file", type=Path, metavar="FILE", help="client certificate's private key")
     p.set_defaults(func=run)
+
+
+def _hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 24 * 366 * 10:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours above 0 (at most ten years)")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         args.broker, args.out, topics=tuple(args.topic or ()) or ("anpr/+/reads/#",), share=args.share,
         client_id=args.client_id, username=args.username, password_file=args.password_file,
         ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file, trusted_keys=trusted, on_read=emit,
+        retention_hours=args.retention_hours,
     )
     # SIGTERM ends the loop like Ctrl-C: the open batch is not acknowledged, so the broker sends it again.
     signal.signal(signal.SIGTERM, lambda *_: receiver.stop())

@@ -249,3 +249,66 @@ def test_a_different_record_under_a_stored_read_id_is_kept_and_a_genuine_one_dis
     assert receiver.store.counters()["duplicates"] == 1 and receiver.store.counters()["conflicts"] == 2
     assert [mid for mid, _ in receiver._to_ack] == [1, 2, 3, 4]
     receiver.store.close()
+
+
+def test_the_receiver_deletes_reads_and_images_past_its_retention_leaving_no_plate_on_disk(tmp_path: Path) -> None:
+    """Defect (retention): the reference back office kept every read and image for ever, and its
+    database did not overwrite deleted rows, so even an operator's own DELETE left plates in free
+    pages. `ReadStore.purge_older_than` (`edge receive --retention-hours H`) now deletes reads,
+    conflicting copies and images (files too) received more than H hours ago, with SQLite's
+    secure delete and the WAL emptied, so nothing of them stays on disk."""
+    from edge.receive import ReadStore
+
+    store = ReadStore(tmp_path)
+    signer = Signer.generate("cam1")
+    patch = b"\xff\xd8\xff" + b"ZZ99PLT" * 50
+    for read_id, plate in (("old", "ZZ99PLT"), ("new", "AB12CDE")):
+        store.begin()
+        record = json.loads(_signed(signer, read_id, "cam1", plate=plate, images={"patch": image_entry(patch, 1, 1)}))
+        store.add_record("anpr/cam1/reads", "reads", record)
+        store.add_image(read_id, "patch", patch if read_id == "old" else b"\xff\xd8\xffnew")
+        store.commit()
+    store.begin()
+    store.add_record("anpr/cam1/reads", "reads", json.loads(_signed(signer, "old", "cam1", plate="ZZ99PLT", lane="2")))
+    store.add_image("orphan", "patch", patch)  # an image whose record never came
+    store.commit()
+    past = "2000-01-01T00:00:00.000Z"
+    for table in ("reads", "images", "conflicts"):
+        store.db.execute(f"UPDATE {table} SET received_at = ? WHERE read_id IN ('old', 'orphan')", (past,))
+
+    assert store.purge_older_than(3600) == 1
+    assert store.read_ids() == ["new"]
+    assert store.db.execute("SELECT read_id FROM images").fetchall() == [("new",)]
+    assert store.db.execute("SELECT COUNT(*) FROM conflicts").fetchone() == (0,)
+    assert sorted(p.parent.name for p in (tmp_path / "images").rglob("*.jpg")) == ["new"]
+    leftovers = {f.name: f.read_bytes().count(b"ZZ99PLT") for f in tmp_path.rglob("*") if f.is_file()}
+    store.close()
+    assert all(n == 0 for n in leftovers.values()), leftovers
+
+
+def test_edge_receive_retention_hours_runs_retention_passes(tmp_path: Path, monkeypatch) -> None:
+    """`edge receive --retention-hours H` hands H to the receiver, whose passes delete old reads."""
+    import edge.receive
+    from edge.cli import main
+
+    left: list[list[str]] = []
+
+    class OnePass(Receiver):
+        def run(self) -> None:  # one retention pass instead of a broker connection
+            self.store.db.execute("UPDATE reads SET received_at = '2000-01-01T00:00:00.000Z' WHERE read_id = 'old'")
+            self._maybe_purge()
+            left.append(self.store.read_ids())
+
+    store = edge.receive.ReadStore(tmp_path / "bo")
+    store.begin()
+    for read_id in ("old", "new"):
+        store.add_record("anpr/cam1/reads", "reads", {"read_id": read_id, "camera_id": "cam1"})
+    store.commit()
+    store.close()
+    monkeypatch.setattr(edge.receive, "Receiver", OnePass)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    out = str(tmp_path / "bo")
+    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", out, "--retention-hours", "1"]) == 0
+    assert left == [["new"]]
+    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", out]) == 0  # no limit given: nothing deleted
+    assert left[-1] == ["new"]
