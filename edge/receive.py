@@ -326,9 +326,9 @@ class ReadStore:
             return False
         rel = Path("images") / read_id / (kind + self._extension(data, kind, record))
         path = self.out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # images show plates and faces: owner-only,
+        tmp = path.with_name(path.name + ".tmp")                      # whatever the mode of a pre-existing images/
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
             f.write(data)
         os.replace(tmp, path)
         self._unsynced.append(path)  # made durable by commit(), before the broker is told we have it

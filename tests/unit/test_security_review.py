@@ -312,3 +312,27 @@ def test_edge_receive_retention_hours_runs_retention_passes(tmp_path: Path, monk
     assert left == [["new"]]
     assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", out]) == 0  # no limit given: nothing deleted
     assert left[-1] == ["new"]
+
+
+def test_receiver_image_files_are_owner_only_even_in_a_folder_made_beforehand(tmp_path: Path) -> None:
+    """Defect: image files (plates, faces) were written with the process umask (0644) in per-read
+    folders of 0755, so only the images/ folder's own mode kept others out, and an operator who
+    made DIR/images beforehand (or restored it from a backup) exposed every image. Files are now
+    0600 and their folders 0700, like the database."""
+    import os
+    import stat
+
+    from edge.receive import ReadStore
+
+    (tmp_path / "images").mkdir(mode=0o755)
+    old_umask = os.umask(0o022)
+    try:
+        store = ReadStore(tmp_path)
+        store.add_image("r1", "patch", b"\xff\xd8\xffpatch")
+        store.commit()
+        store.close()
+    finally:
+        os.umask(old_umask)
+    image = tmp_path / "images" / "r1" / "patch.jpg"
+    assert stat.S_IMODE(image.stat().st_mode) == 0o600
+    assert stat.S_IMODE(image.parent.stat().st_mode) == 0o700
