@@ -89,6 +89,14 @@ CREATE TABLE IF NOT EXISTS images (
     PRIMARY KEY (read_id, kind)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS image_conflicts (  -- images that differ from the one kept under their read_id and kind
+    read_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS conflicts (  -- records that differ from the one kept under their read_id
     read_id TEXT NOT NULL,
     topic TEXT NOT NULL,
@@ -250,6 +258,7 @@ class ReadStore:
                     self.add_image(read_id, kind, base64.b64decode(b64, validate=True), record, verify=False)
                 except (binascii.Error, TypeError, ValueError):
                     log.warning("read %s: inline image %r is not valid base64; not stored", read_id, kind)
+        self._prefer_signed_images(read_id, record)
         verified, problems = self._check(record, self._images_of(read_id), topic)
         row = self._insert(topic, feed, record, verified, problems)
         self.bump("reads")
@@ -291,8 +300,10 @@ class ReadStore:
             self.bump("duplicates")
             return None
         self.bump("conflicts")
-        verified, problems = self._check(record, self._images_of(read_id), topic)
-        if verified == 1 and old_verified != 1:
+        # Each copy is judged with the images its own signed hashes name, among those received.
+        verified, problems = self._check(record, self._images_matching(read_id, record), topic)
+        old_now, _ = self._check(json.loads(old_record), self._images_matching(read_id, json.loads(old_record)), old_topic)
+        if verified == 1 and old_now != 1:
             self.db.execute("INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?)",
                             (read_id, old_topic, old_received, old_verified, old_problems, old_record))
             self.db.execute("DELETE FROM reads WHERE read_id = ?", (read_id,))
@@ -300,6 +311,7 @@ class ReadStore:
                 self.bump("unverified", -1)
             log.warning("read %s from %s verifies and replaces the copy stored before, which did not (kept in conflicts)",
                         read_id, topic)
+            self._prefer_signed_images(read_id, record)
             return self._insert(topic, feed, record, verified, problems)
         self.db.execute("INSERT INTO conflicts VALUES (?, ?, ?, ?, ?, ?)",
                         (read_id, topic, _now_iso(), verified, json.dumps(problems),
@@ -321,10 +333,37 @@ class ReadStore:
         """Store one image (file first, then its row); False when it was already there."""
         if not (_SAFE_NAME.match(read_id) and _SAFE_NAME.match(kind)):
             raise ValueError(f"unsafe read id or image kind in topic: {read_id!r} / {kind!r}")
-        if self.db.execute("SELECT 1 FROM images WHERE read_id = ? AND kind = ?", (read_id, kind)).fetchone():
-            self.bump("duplicate_images")
-            return False
-        rel = Path("images") / read_id / (kind + self._extension(data, kind, record))
+        digest = hashlib.sha256(data).hexdigest()
+        kept = self.db.execute("SELECT sha256 FROM images WHERE read_id = ? AND kind = ?", (read_id, kind)).fetchone()
+        if kept is not None:
+            known = {kept[0]} | {h for (h,) in self.db.execute(
+                "SELECT sha256 FROM image_conflicts WHERE read_id = ? AND kind = ?", (read_id, kind))}
+            if digest in known:
+                self.bump("duplicate_images")
+                return False
+            # A different image under a stored read id and kind: a forgery sent first must not make
+            # the genuine image a "duplicate". Both are kept; the one the signed record names is used.
+            rel = self._write_image(read_id, f"{kind}.{digest[:16]}", data, kind, record)
+            self.db.execute("INSERT INTO image_conflicts VALUES (?, ?, ?, ?, ?, ?)",
+                            (read_id, kind, str(rel), len(data), digest, _now_iso()))
+            self.bump("image_conflicts")
+            log.warning("read %s: a different %r image came (kept aside in %s)", read_id, kind, rel)
+            stored = self.db.execute("SELECT record FROM reads WHERE read_id = ?", (read_id,)).fetchone()
+            if stored is not None:
+                self._prefer_signed_images(read_id, json.loads(stored[0]))
+                if verify:
+                    self._recheck(read_id)
+            return True
+        rel = self._write_image(read_id, kind, data, kind, record)
+        self.db.execute("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?)", (read_id, kind, str(rel), len(data), digest, _now_iso()))
+        self.bump("images")
+        if verify:
+            self._recheck(read_id)
+        return True
+
+    def _write_image(self, read_id: str, name: str, data: bytes, kind: str, record: dict[str, Any] | None) -> Path:
+        """Write an image file (owner-only); its path relative to the folder. Durable at the next commit()."""
+        rel = Path("images") / read_id / (name + self._extension(data, kind, record))
         path = self.out / rel
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # images show plates and faces: owner-only,
         tmp = path.with_name(path.name + ".tmp")                      # whatever the mode of a pre-existing images/
@@ -332,14 +371,40 @@ class ReadStore:
             f.write(data)
         os.replace(tmp, path)
         self._unsynced.append(path)  # made durable by commit(), before the broker is told we have it
-        self.db.execute(
-            "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?)",
-            (read_id, kind, str(rel), len(data), hashlib.sha256(data).hexdigest(), _now_iso()),
-        )
-        self.bump("images")
-        if verify:
-            self._recheck(read_id)
-        return True
+        return rel
+
+    def _declared_hashes(self, record: dict[str, Any]) -> dict[str, str]:
+        declared = record.get("images")
+        if not isinstance(declared, dict):
+            return {}
+        return {k: v["sha256"] for k, v in declared.items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)}
+
+    def _images_matching(self, read_id: str, record: dict[str, Any]) -> dict[str, bytes]:
+        """The read's images, each kind the version the record's signed hash names when one was received."""
+        images = self._images_of(read_id)
+        for kind, want in self._declared_hashes(record).items():
+            alt = self.db.execute("SELECT path FROM image_conflicts WHERE read_id = ? AND kind = ? AND sha256 = ?",
+                                  (read_id, kind, want)).fetchone()
+            if alt is not None:
+                images[kind] = (self.out / alt[0]).read_bytes()
+        return images
+
+    def _prefer_signed_images(self, read_id: str, record: dict[str, Any]) -> None:
+        """Swap in, as the read's image of each kind, the version kept aside that the record's signed hash names."""
+        for kind, want in self._declared_hashes(record).items():
+            kept = self.db.execute("SELECT path, bytes, sha256, received_at FROM images WHERE read_id = ? AND kind = ?",
+                                   (read_id, kind)).fetchone()
+            if kept is None or kept[2] == want:
+                continue
+            alt = self.db.execute("SELECT rowid, path, bytes, sha256, received_at FROM image_conflicts "
+                                  "WHERE read_id = ? AND kind = ? AND sha256 = ?", (read_id, kind, want)).fetchone()
+            if alt is None:
+                continue
+            self.db.execute("UPDATE images SET path = ?, bytes = ?, sha256 = ?, received_at = ? WHERE read_id = ? AND kind = ?",
+                            (*alt[1:], read_id, kind))
+            self.db.execute("UPDATE image_conflicts SET path = ?, bytes = ?, sha256 = ?, received_at = ? WHERE rowid = ?",
+                            (*kept, alt[0]))
+            log.warning("read %s: the %r image its signed hash names replaces the one kept before (set aside)", read_id, kind)
 
     def _extension(self, data: bytes, kind: str, record: dict[str, Any] | None) -> str:
         declared = ((record or {}).get("images") or {}).get(kind) or {}
@@ -386,8 +451,10 @@ class ReadStore:
             self.db.executemany("INSERT INTO purge_ids VALUES (?)", [(r,) for r in old])
             gone = ("read_id IN (SELECT read_id FROM purge_ids) OR (received_at < ? AND read_id NOT IN "
                     "(SELECT read_id FROM reads))")
-            files = [self.out / rel for (rel,) in self.db.execute(f"SELECT path FROM images WHERE {gone}", (cutoff,))]
-            self.db.execute(f"DELETE FROM images WHERE {gone}", (cutoff,))
+            files = []
+            for table in ("images", "image_conflicts"):
+                files += [self.out / rel for (rel,) in self.db.execute(f"SELECT path FROM {table} WHERE {gone}", (cutoff,))]
+                self.db.execute(f"DELETE FROM {table} WHERE {gone}", (cutoff,))
             self.db.execute("DELETE FROM conflicts WHERE received_at < ? OR read_id IN (SELECT read_id FROM purge_ids)", (cutoff,))
             self.db.execute("DELETE FROM reads WHERE read_id IN (SELECT read_id FROM purge_ids)")
             # Files before the commit: a crash in between leaves rows without files (deleted next

@@ -336,3 +336,35 @@ def test_receiver_image_files_are_owner_only_even_in_a_folder_made_beforehand(tm
     image = tmp_path / "images" / "r1" / "patch.jpg"
     assert stat.S_IMODE(image.stat().st_mode) == 0o600
     assert stat.S_IMODE(image.parent.stat().st_mode) == 0o700
+
+
+def test_a_forged_image_sent_first_does_not_displace_the_genuine_one(tmp_path: Path) -> None:
+    """Attack: the same squatting with images. A forged patch sent under a read id before the
+    camera's made the genuine patch a "duplicate image" and it was dropped: the genuine read then
+    failed its image check for good, and (with a forged record too) could not even displace the
+    forgery. A different image under a stored read id and kind is now kept aside, and the version
+    the stored record's signed hash names is the one used."""
+    cam1, forger = Signer.generate("cam1"), Signer.generate("cam1")
+    receiver = Receiver("mqtt://127.0.0.1:1", tmp_path, trusted_keys={cam1.key_id: cam1.public_raw})
+    client = _client()
+    real, fake = b"\xff\xd8\xffgenuine patch", b"\xff\xd8\xffforged patch"
+    for n, (topic, payload) in enumerate([
+        ("anpr/cam1/reads/images/r1/patch", fake),
+        ("anpr/cam1/reads", _signed(forger, "r1", "cam1", plate="ZZ99ZZZ", images={"patch": image_entry(fake, 1, 1)})),
+        ("anpr/cam1/reads/images/r1/patch", real),
+        ("anpr/cam1/reads", _signed(cam1, "r1", "cam1", images={"patch": image_entry(real, 1, 1)})),
+        ("anpr/cam1/reads/images/r2/patch", fake),  # r2: a forged image first, then the genuine image and record
+        ("anpr/cam1/reads/images/r2/patch", real),
+        ("anpr/cam1/reads", _signed(cam1, "r2", "cam1", images={"patch": image_entry(real, 1, 1)})),
+    ], start=1):
+        receiver._on_message(client, None, _message(topic, payload, n))
+    receiver.store.commit()
+    db = receiver.store.db
+    assert db.execute("SELECT read_id, plate, verified FROM reads ORDER BY read_id").fetchall() == [
+        ("r1", "AB12CDE", 1), ("r2", "AB12CDE", 1)]
+    for read_id in ("r1", "r2"):
+        (path,) = db.execute("SELECT path FROM images WHERE read_id = ? AND kind = 'patch'", (read_id,)).fetchone()
+        assert (tmp_path / path).read_bytes() == real
+        (aside,) = db.execute("SELECT path FROM image_conflicts WHERE read_id = ?", (read_id,)).fetchone()
+        assert (tmp_path / aside).read_bytes() == fake
+    receiver.store.close()
