@@ -31,6 +31,9 @@ MODELS_DIR = PROJECT_ROOT / "models"
 
 # MQTT topic levels may not hold '/', '+', '#' or NUL; ids also name files, so keep them plain.
 CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A camera's context thread can spend 30 s on one step (a full-disk retry), and beats stop only after a
+# whole watchdog period of that: a shorter watchdog would restart a camera that is merely waiting.
+MIN_WATCHDOG_S = 35.0
 CAMERA_ID_RULE = "1 to 64 characters: letters, digits, '_', '-' and '.', starting with a letter or digit"
 
 
@@ -322,12 +325,15 @@ class SiteConfig(_Section):
     restart_initial_s: float = Field(1.0, gt=0, le=60, description="First wait before restarting a crashed camera process")
     restart_max_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between restarts")
     stop_timeout_s: float = Field(15.0, gt=0, le=300, description="Time a camera has to flush and exit on SIGTERM before it is killed")
+    camera_watchdog_s: float = Field(60.0, ge=0, le=3600, description=f"A camera process that sends no watchdog beat for this long is taken as hung, killed and restarted (0: off; else at least {MIN_WATCHDOG_S:g}: a full-disk retry holds a camera's context thread on one step for up to 30 s)")
     source_file: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SiteConfig:
         if self.restart_max_s < self.restart_initial_s:
             raise ValueError(f"restart_max_s = {self.restart_max_s} must be at least restart_initial_s = {self.restart_initial_s}")
+        if 0 < self.camera_watchdog_s < MIN_WATCHDOG_S:
+            raise ValueError(f"camera_watchdog_s = {self.camera_watchdog_s} must be 0 (off) or at least {MIN_WATCHDOG_S:g}")
         return self
 
 

@@ -1,18 +1,23 @@
-"""`edge serve`: one OS process per camera, restarted with backoff when it crashes.
+"""`edge serve`: one OS process per camera, restarted with backoff when it crashes or hangs.
 
 Each camera runs as `python -m edge run --config FILE --camera ID`, so a crash,
-a leak or a hung stream in one camera never touches another. On SIGTERM/SIGINT
-every camera is asked to stop (it finishes open tracks and flushes its spool),
-and is killed only if it outlasts `stop_timeout_s`.
+a leak or a hung stream in one camera never touches another. Each camera gets a
+notify socket of its own (systemd's protocol, `edge.watchdog`): one that sends no
+watchdog beat for `camera_watchdog_s` is taken as hung, killed and restarted. On
+SIGTERM/SIGINT every camera is asked to stop (it finishes open tracks and flushes
+its spool), and is killed only if it outlasts `stop_timeout_s`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +26,7 @@ from pathlib import Path
 from edge.config import SiteConfig, load_camera_config, repeated
 from edge.errors import ConfigError
 from edge.cli.run import SOURCE_ENV
+from edge.watchdog import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,8 @@ class _Child:
     restart_at: float = 0.0
     restarts: int = 0
     done: bool = False  # exited 0: its source ended
+    notify: socket.socket | None = None  # where its READY and WATCHDOG messages arrive (None: watchdog off)
+    last_beat: float = 0.0  # monotonic time of its last message (or of its start)
 
 
 def camera_commands(site: SiteConfig) -> list[_Child]:
@@ -97,13 +105,21 @@ def serve(site: SiteConfig, stop: threading.Event | None = None) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, on_signal)
 
+    supervisor = Notifier()  # serve's own systemd unit, if it runs under one with Type=notify
+    sockets = _NotifySockets(site.camera_watchdog_s) if site.camera_watchdog_s > 0 else None
     try:
         for child in children:
             child.delay_s = site.restart_initial_s
+            if sockets is not None:
+                sockets.open(child)
             _try_start(child, time.monotonic(), site.restart_max_s)
+        supervisor.ready()
         while not stop.wait(0.5) and not all(c.done for c in children):
+            supervisor.alive()
             now = time.monotonic()
             for child in children:
+                if sockets is not None and child.proc is not None:
+                    sockets.check(child, now)
                 if child.proc is not None and child.proc.poll() is not None:
                     code = child.proc.returncode
                     ran = now - child.started
@@ -119,8 +135,48 @@ def serve(site: SiteConfig, stop: threading.Event | None = None) -> int:
                     child.restarts += 1
                     _try_start(child, now, site.restart_max_s)
     finally:  # whatever ends the loop, no camera is left running unsupervised
+        supervisor.stopping()
         _stop_all(children, site.stop_timeout_s)
+        if sockets is not None:
+            sockets.close()
     return 0
+
+
+class _NotifySockets:
+    """One datagram socket per camera, in a folder only this user can enter, named to the camera
+    as NOTIFY_SOCKET with WATCHDOG_USEC: the protocol systemd speaks, so `edge run` needs one way only."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.dir = Path(tempfile.mkdtemp(prefix="edge-serve-"))  # mode 0700: no other user can send a beat
+        self._sockets: list[socket.socket] = []
+
+    def open(self, child: _Child) -> None:
+        path = self.dir / f"{len(self._sockets)}.sock"  # short: AF_UNIX paths are limited to 107 bytes
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        s.bind(str(path))
+        self._sockets.append(s)
+        child.notify = s
+        child.env = {**child.env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": str(round(self.timeout_s * 1e6))}
+
+    def check(self, child: _Child, now: float) -> None:
+        """Take the camera's messages; kill it when it has been silent for the whole watchdog period."""
+        try:
+            while child.notify.recv(4096):
+                child.last_beat = now
+        except BlockingIOError:
+            pass
+        silent = now - child.last_beat
+        if silent > self.timeout_s and child.proc.poll() is None:
+            log.error("camera %s: no sign of life for %.0f s (camera_watchdog_s = %g): taken as hung, killing it",
+                      child.camera_id, silent, self.timeout_s)
+            child.proc.kill()
+            child.proc.wait()
+
+    def close(self) -> None:
+        for s in self._sockets:
+            s.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _schedule_restart(child: _Child, now: float, max_s: float) -> None:
@@ -138,10 +194,15 @@ def _try_start(child: _Child, now: float, max_s: float) -> None:
         _schedule_restart(child, now, max_s)
 
 
+# systemd's notify variables are for serve itself: a camera talks to serve's socket or to no one.
+_SUPERVISOR_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
 def _start(child: _Child) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in _SUPERVISOR_ENV}
     # Children inherit stderr: their log lines already carry the camera id.
-    child.proc = subprocess.Popen(child.argv, stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **child.env})
-    child.started = time.monotonic()
+    child.proc = subprocess.Popen(child.argv, stdin=subprocess.DEVNULL, start_new_session=True, env={**env, **child.env})
+    child.started = child.last_beat = time.monotonic()
     log.info("camera %s: started (pid %d)", child.camera_id, child.proc.pid)
 
 

@@ -215,3 +215,84 @@ def test_a_hang_up_stops_the_cameras_instead_of_orphaning_them(tmp_path):
             serve_proc.kill()
             serve_proc.wait()
     assert not alive, f"camera process(es) {alive} outlived serve"
+
+
+_NOTIFY = (
+    "import os, socket, sys, time\n"
+    "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+    "send = lambda m: s.sendto(m.encode(), os.environ['NOTIFY_SOCKET'])\n"
+    "send('READY=1')\n"
+)
+
+
+def test_a_camera_that_stops_beating_is_killed_and_restarted_and_a_beating_one_is_left_alone(tmp_path, monkeypatch, caplog):
+    """A hung camera process (alive, silent) was never restarted: serve only noticed exits."""
+    import sys
+
+    from edge import serve as serve_mod
+
+    s = site(tmp_path, [("north", "a"), ("south", "b")]).model_copy(
+        update={"restart_initial_s": 0.01, "restart_max_s": 0.02, "camera_watchdog_s": 0.8})
+    hung = serve_mod._Child("north", [sys.executable, "-c", _NOTIFY + "time.sleep(60)"])
+    beating = serve_mod._Child("south", [sys.executable, "-c", _NOTIFY + "for _ in range(600):\n    send('WATCHDOG=1'); time.sleep(0.1)"])
+    starts: dict[str, list[int]] = {"north": [], "south": []}
+    real_start = serve_mod._start
+
+    def start(child):
+        real_start(child)
+        starts[child.camera_id].append(child.proc.pid)
+
+    give_up = time.monotonic() + 20  # a broken watchdog fails the test instead of hanging it
+
+    class Stop(threading.Event):
+        def wait(self, timeout=None):  # poll quickly; stop once the hung camera was restarted
+            if len(starts["north"]) >= 2 or time.monotonic() > give_up:
+                self.set()
+            return super().wait(0.05)
+
+    monkeypatch.setattr(serve_mod, "camera_commands", lambda site: [hung, beating])
+    monkeypatch.setattr(serve_mod, "_start", start)
+    assert serve(s, Stop()) == 0
+    assert len(starts["north"]) >= 2 and len(starts["south"]) == 1  # the beating camera was never touched
+    assert "camera north: no sign of life" in caplog.text and "taken as hung" in caplog.text
+    assert "camera south: no sign of life" not in caplog.text
+    assert hung.env["NOTIFY_SOCKET"] != beating.env["NOTIFY_SOCKET"]
+
+
+def test_serve_speaks_to_its_own_supervisor_and_hides_it_from_the_cameras(tmp_path, monkeypatch):
+    """Under systemd (Type=notify) serve says READY and beats; its cameras must not inherit systemd's socket."""
+    import socket
+    import sys
+
+    from edge import serve as serve_mod
+
+    path = tmp_path / "systemd.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.3)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    out = tmp_path / "camera_env.txt"
+    child = serve_mod._Child("north", [sys.executable, "-c", f"import os; open({str(out)!r}, 'w').write(os.environ.get('NOTIFY_SOCKET', '-'))"])
+    monkeypatch.setattr(serve_mod, "camera_commands", lambda site: [child])
+    s = site(tmp_path, [("north", "a")]).model_copy(update={"camera_watchdog_s": 0})
+    assert serve(s, threading.Event()) == 0  # the camera's source "ended" (exit 0): serve returns
+    got = []
+    try:
+        while True:
+            got.append(sock.recv(100).decode())
+    except socket.timeout:
+        pass
+    finally:
+        sock.close()
+    assert got[0] == "READY=1" and got[-1] == "STOPPING=1"
+    assert out.read_text() == "-"  # watchdog off: the camera talks to no one, not to systemd's socket
+
+
+def test_a_watchdog_shorter_than_a_full_disk_retry_is_refused(tmp_path):
+    (tmp_path / "north.toml").write_text('[camera]\nid = "north"\n')
+    (tmp_path / "site.toml").write_text('camera_watchdog_s = 10\n[[cameras]]\nconfig = "north.toml"\nsource = "a"\n')
+    with pytest.raises(ConfigError, match=r"(?s)site.toml.*camera_watchdog_s = 10.0 must be 0 \(off\) or at least 35"):
+        load_site_config(tmp_path / "site.toml")
+    (tmp_path / "site.toml").write_text('camera_watchdog_s = 0\n[[cameras]]\nconfig = "north.toml"\nsource = "a"\n')
+    assert load_site_config(tmp_path / "site.toml").camera_watchdog_s == 0
