@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import socket
 import ssl
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -87,14 +89,27 @@ class BrokerAddress:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+_warned_password_files: set[Path] = set()
+
+
 def read_password(path: Path | None) -> str | None:
-    """The broker password: the file's first line (read at each connection, so it can be rotated)."""
+    """The broker password: the file's first line (read at each connection, so it can be rotated).
+
+    A file others may read is used (its folder may still shut them out) but logged once: with
+    it, any local account can log in to the broker as this camera or back office.
+    """
     if path is None:
         return None
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()[0] if Path(path).stat().st_size else ""
+        st = Path(path).stat()
+        text = Path(path).read_text(encoding="utf-8").splitlines()[0] if st.st_size else ""
     except OSError as err:
         raise ConfigError(f"mqtt.password_file {path}: cannot read: {err.strerror}") from None
+    if os.name == "posix" and st.st_mode & stat.S_IRWXO and Path(path) not in _warned_password_files:
+        _warned_password_files.add(Path(path))
+        log.warning("mqtt.password_file %s is readable by other users (mode %04o): anyone on this machine can log in "
+                    "to the broker with it. Run: chmod 600 %s", path, stat.S_IMODE(st.st_mode), path)
+    return text
 
 
 def tls_context(ca_file: Path | None, cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext:

@@ -368,3 +368,34 @@ def test_a_forged_image_sent_first_does_not_displace_the_genuine_one(tmp_path: P
         (aside,) = db.execute("SELECT path FROM image_conflicts WHERE read_id = ?", (read_id,)).fetchone()
         assert (tmp_path / aside).read_bytes() == fake
     receiver.store.close()
+
+
+# --- files holding secrets -----------------------------------------------------------------------
+
+
+def test_a_broker_password_file_readable_by_everyone_is_warned_about_once(tmp_path: Path, caplog) -> None:
+    """Defect: the camera refuses a signing or HMAC key that others can read, but took a broker
+    password file of mode 0644 without a word; any local account could then log in to the broker
+    as the camera (publish under its topic, or as the back office, read every plate). The file is
+    used (a folder of 0700 may well protect it) but its mode is now logged, once, never its text."""
+    import logging
+    import os
+
+    from edge.publish import read_password
+
+    exposed = tmp_path / "cam.password"
+    exposed.write_text("s3cret-pw\n")
+    os.chmod(exposed, 0o644)
+    with caplog.at_level(logging.WARNING, logger="edge.publish"):
+        assert read_password(exposed) == "s3cret-pw"
+        assert read_password(exposed) == "s3cret-pw"  # read at each connection: warned once
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and str(exposed) in warnings[0] and "0644" in warnings[0] and "chmod 600" in warnings[0]
+    assert "s3cret" not in caplog.text
+    caplog.clear()
+    private = tmp_path / "bo.password"
+    private.write_text("other\n")
+    os.chmod(private, 0o600)
+    with caplog.at_level(logging.WARNING, logger="edge.publish"):
+        assert read_password(private) == "other"
+    assert not caplog.records
