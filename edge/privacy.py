@@ -158,6 +158,7 @@ class Hotlist:
         self.on_load = on_load
         self._lock = threading.Lock()
         self._stamp: tuple[int, ...] | None = None
+        self._warned_mode = False
         self._plates: frozenset[str] = frozenset()
         self.sha256 = ""
         self.bad_lines: tuple[int, ...] = ()
@@ -174,6 +175,11 @@ class Hotlist:
             data = self.path.read_bytes()
         except OSError as err:
             raise ConfigError(f"{self.path}: cannot read hotlist: {err.strerror}") from None
+        if os.name == "posix" and st.st_mode & stat.S_IRWXO and not self._warned_mode:
+            # Used all the same (its folder may shut others out), but it names the vehicles someone is looking for.
+            self._warned_mode = True
+            log.warning("hotlist %s is readable by other users (mode %04o): it names the vehicles being looked for. "
+                        "Run: chmod o-rwx %s", self.path, stat.S_IMODE(st.st_mode), self.path)
         plates, bad = set(), []
         for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
             plate = normalise_plate(line.split("#", 1)[0])

@@ -399,3 +399,30 @@ def test_a_broker_password_file_readable_by_everyone_is_warned_about_once(tmp_pa
     with caplog.at_level(logging.WARNING, logger="edge.publish"):
         assert read_password(private) == "other"
     assert not caplog.records
+
+
+def test_a_hotlist_readable_by_everyone_is_warned_about_once(tmp_path: Path, caplog) -> None:
+    """Defect: a hotlist is a list of the vehicles someone is looking for (stolen, wanted, of
+    interest): personal data as sensitive as the reads. The HMAC key beside it is refused when
+    others can read it; the hotlist of mode 0644 was used silently. It is still used (its folder
+    may protect it) but its mode is logged once, and never a line of it."""
+    import logging
+    import os
+
+    from edge.privacy import Hotlist
+
+    hot = tmp_path / "hotlist.txt"
+    hot.write_text("XY70ZZT\n")
+    os.chmod(hot, 0o644)
+    with caplog.at_level(logging.WARNING, logger="edge.privacy"):
+        hotlist = Hotlist(hot)
+        hot.write_text("XY70ZZT\nAB12CDE\n")  # reloaded on change: not warned again
+        assert "AB12CDE" in hotlist
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "0644" in warnings[0] and str(hot) in warnings[0]
+    assert "XY70ZZT" not in caplog.text
+    caplog.clear()
+    os.chmod(hot, 0o640)
+    with caplog.at_level(logging.WARNING, logger="edge.privacy"):
+        Hotlist(hot)
+    assert not caplog.records
