@@ -14,6 +14,9 @@ as a duplicate and stored once. A *different* record under a read_id already sto
 forgery, or the genuine read after a forgery) is kept in the `conflicts` table and logged;
 a copy that verifies takes the place of a stored one that does not.
 
+Subscribed to the cameras' status topics too (`--topic 'anpr/+/status'`), it keeps the newest
+audit log head of each camera per day in `audit_heads`: anchors for `edge audit verify --anchor`.
+
 Several receivers can share the load with an MQTT 5 shared subscription (`share`, topic
 `$share/<group>/<pattern>`). Give them the same folder (SQLite in WAL mode serialises the
 writers and the unique `read_id` de-duplicates across them) and each its own client id:
@@ -89,6 +92,14 @@ CREATE TABLE IF NOT EXISTS images (
     PRIMARY KEY (read_id, kind)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_heads (  -- anchors for `edge audit verify --anchor`: newest head per camera and day
+    camera_id TEXT NOT NULL,
+    day TEXT NOT NULL,           -- UTC date received
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (camera_id, day)
+);
 CREATE TABLE IF NOT EXISTS image_conflicts (  -- images that differ from the one kept under their read_id and kind
     read_id TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -432,6 +443,28 @@ class ReadStore:
         if verified == 0:
             log.warning("read %s: its images do not verify: %s", read_id, "; ".join(problems))
 
+    # ---- audit anchors --------------------------------------------------------------------
+
+    def add_audit_head(self, topic: str, status: dict[str, Any]) -> bool:
+        """Keep the audit log head a camera's status message carries; False when it carries none.
+
+        The chain alone cannot show that entries were cut off its end; a head kept here, off the
+        unit, can (`edge audit verify LOG --anchor HASH`). One per camera and day, the newest,
+        is enough and keeps the table small; heads hold no personal data, so retention keeps them.
+        """
+        head, levels = status.get("audit_head"), topic.split("/")
+        if not (isinstance(head, dict) and isinstance(head.get("seq"), int) and isinstance(head.get("hash"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", head["hash"]) and len(levels) >= 2):
+            return False
+        now = _now_iso()
+        # The camera the topic names (what the broker's ACL vouches for), not the one the message claims.
+        self.db.execute(
+            "INSERT INTO audit_heads VALUES (?, ?, ?, ?, ?) ON CONFLICT(camera_id, day) DO UPDATE SET "
+            "seq = excluded.seq, hash = excluded.hash, received_at = excluded.received_at",
+            (levels[-2], now[:10], head["seq"], head["hash"], now),
+        )
+        return True
+
     # ---- retention ----------------------------------------------------------------------
 
     def purge_older_than(self, age_s: float) -> int:
@@ -672,7 +705,8 @@ class Receiver:
             return
         obj = json.loads(msg.payload)
         if not isinstance(obj, dict) or "read_id" not in obj:
-            self.store.bump("other_messages")  # e.g. a status topic the pattern also matched
+            if not (isinstance(obj, dict) and levels[-1] == "status" and self.store.add_audit_head(msg.topic, obj)):
+                self.store.bump("other_messages")  # e.g. an offline status the pattern also matched
             return
         if not _SAFE_NAME.match(str(obj["read_id"])):
             raise ValueError(f"read_id {obj['read_id']!r} is not a plain id")

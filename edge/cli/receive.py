@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for reads.sqlite and images/")
     p.add_argument("--topic", action="append", metavar="PATTERN",
-                   help="topic filter, repeatable (default: anpr/+/reads/#, the full feed of every camera with its images)")
+                   help="topic filter, repeatable (default: anpr/+/reads/#, the full feed of every camera with its images); "
+                   "add anpr/+/status to keep each camera's audit log head (table audit_heads) as an anchor")
     p.add_argument("--share", metavar="GROUP", help="join the MQTT 5 shared subscription $share/GROUP/... (several receivers)")
     p.add_argument("--client-id", help="MQTT client id (default: edge-receive-<host>-<hash of DIR>); unique per receiver")
     p.add_argument("--keys", type=Path, metavar="DIR", help="trusted camera public keys (*.pub); without it the key a read names is used")

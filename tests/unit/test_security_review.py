@@ -426,3 +426,39 @@ def test_a_hotlist_readable_by_everyone_is_warned_about_once(tmp_path: Path, cap
     with caplog.at_level(logging.WARNING, logger="edge.privacy"):
         Hotlist(hot)
     assert not caplog.records
+
+
+# --- audit anchors -------------------------------------------------------------------------------
+
+
+def test_the_receiver_keeps_the_audit_heads_cameras_publish_as_anchors(tmp_path: Path, capsys) -> None:
+    """Defect: cutting the last entries off a camera's audit log is invisible to the chain alone;
+    the camera publishes its log's head in every heartbeat so that it is kept off the unit, but the
+    reference back office dropped status messages, so no anchor was kept anywhere and
+    `edge audit verify --anchor` had nothing to check against. The receiver now keeps the newest
+    head of each camera per day (subscribe it to `anpr/+/status` too), and a log later cut back
+    fails `edge audit verify --anchor` with it."""
+    from edge.audit import AuditLog
+    from edge.cli import main
+
+    log_path = tmp_path / "audit.log"
+    audit = AuditLog(log_path)
+    audit.append("retention_purge", removed=3, older_than_hours=72)
+    audit.append("read_published", read_id="r1", feed="reads")
+    seq, head = audit.head()
+    receiver = Receiver("mqtt://127.0.0.1:1", tmp_path / "bo", topics=("anpr/+/reads/#", "anpr/+/status"))
+    client = _client()
+    status = {"state": "online", "camera_id": "cam1", "audit_head": {"seq": seq - 1, "hash": "0" * 64}}
+    receiver._on_message(client, None, _message("anpr/cam1/status", json.dumps(status).encode(), 1))
+    status["audit_head"] = {"seq": seq, "hash": head}
+    receiver._on_message(client, None, _message("anpr/cam1/status", json.dumps(status).encode(), 2))
+    receiver._on_message(client, None, _message("anpr/cam1/status", b'{"state": "offline"}', 3))
+    receiver.store.commit()
+    anchors = receiver.store.db.execute("SELECT camera_id, seq, hash FROM audit_heads").fetchall()
+    assert anchors == [("cam1", seq, head)]  # the newest of the day
+    receiver.store.close()
+
+    log_path.write_text(log_path.read_text().splitlines(keepends=True)[0])  # the last entry cut off
+    assert main(["audit", "verify", str(log_path)]) == 0  # the chain alone cannot tell
+    assert main(["audit", "verify", str(log_path), "--anchor", head]) == 1
+    assert "not in the log" in capsys.readouterr().out
