@@ -468,7 +468,7 @@ class ReadStore:
     # ---- retention ----------------------------------------------------------------------
 
     def purge_older_than(self, age_s: float) -> int:
-        """Delete what was received more than `age_s` seconds ago; returns how many reads went.
+        """Delete what was received, or taken, more than `age_s` seconds ago; returns how many reads went.
 
         A read goes with its images (rows and files) and its conflicting copies; so do images
         whose record never came, and conflicting copies of reads still kept. Rows are overwritten
@@ -478,7 +478,10 @@ class ReadStore:
         cutoff = _now_iso(age_s)
         self.begin()
         try:
-            old = [r for (r,) in self.db.execute("SELECT read_id FROM reads WHERE received_at < ?", (cutoff,))]
+            # Counted from the read's own time as well as its receipt: a genuine read kept by someone and
+            # published again after it was deleted would otherwise start a new retention period.
+            old = [r for (r,) in self.db.execute("SELECT read_id FROM reads WHERE received_at < ? OR timestamp < ?",
+                                                  (cutoff, cutoff))]
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS purge_ids (read_id TEXT PRIMARY KEY)")
             self.db.execute("DELETE FROM purge_ids")
             self.db.executemany("INSERT INTO purge_ids VALUES (?)", [(r,) for r in old])
@@ -507,7 +510,7 @@ class ReadStore:
         except sqlite3.Error as err:  # a reader holds the WAL open: the next pass empties it
             log.warning("receiver %s: checkpoint after retention failed: %s", self.out / DB_FILE, err)
         if old:
-            log.info("retention: deleted %d read(s) received more than %g h ago", len(old), age_s / 3600)
+            log.info("retention: deleted %d read(s) received or taken more than %g h ago", len(old), age_s / 3600)
         return len(old)
 
     def close(self) -> None:

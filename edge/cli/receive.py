@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--client-id", help="MQTT client id (default: edge-receive-<host>-<hash of DIR>); unique per receiver")
     p.add_argument("--keys", type=Path, metavar="DIR", help="trusted camera public keys (*.pub); without it the key a read names is used")
     p.add_argument("--retention-hours", type=_hours, metavar="H",
-                   help="delete reads, their images and conflicting copies received more than H hours ago "
+                   help="delete reads, their images and conflicting copies received or taken more than H hours ago "
                    "(checked every 5 minutes; default: keep everything)")
     p.add_argument("--username", help="broker user name")
     p.add_argument("--password-file", type=Path, metavar="FILE", help="file holding the broker password")

@@ -462,3 +462,22 @@ def test_the_receiver_keeps_the_audit_heads_cameras_publish_as_anchors(tmp_path:
     assert main(["audit", "verify", str(log_path)]) == 0  # the chain alone cannot tell
     assert main(["audit", "verify", str(log_path), "--anchor", head]) == 1
     assert "not in the log" in capsys.readouterr().out
+
+
+def test_a_genuine_read_replayed_after_retention_is_deleted_again_at_the_next_pass(tmp_path: Path) -> None:
+    """Attack: keep a copy of a genuine signed read and publish it again after the back office's
+    retention deleted it. The receiver took it as new (its read id was gone), stored it as received
+    today, verified, and kept it for another full period: retention undone by a replay. Retention
+    now counts from the read's own time too, so a read taken longer ago than the limit goes at the
+    next pass, whenever it arrived."""
+    from edge.receive import ReadStore
+
+    store = ReadStore(tmp_path)
+    cam1 = Signer.generate("cam1")
+    store.begin()
+    store.add_record("anpr/cam1/reads", "reads", json.loads(_signed(cam1, "r1", "cam1", timestamp="2020-01-01T00:00:00.000Z")))
+    store.add_record("anpr/cam1/reads", "reads", json.loads(_signed(cam1, "r2", "cam1", timestamp="2099-01-01T00:00:00.000Z")))
+    store.commit()
+    assert store.purge_older_than(3600) == 1
+    assert store.read_ids() == ["r2"]  # a read from the future is kept: its receipt time still counts
+    store.close()
