@@ -404,7 +404,7 @@ class Camera:
             log.error("%d read(s) could not be built or spooled (see above): exit status 1", self.stats.reads_lost)
             status = 1
         if self.publisher is not None:
-            delivered = self.publisher.flush(flush_timeout_s if once else min(flush_timeout_s, 10.0))
+            delivered = self.publisher.flush(flush_timeout_s if once else min(flush_timeout_s, 10.0), self._stop_requested)
             if not delivered:
                 log.warning("%d read(s) not yet acknowledged by the broker; they stay in %s and go at the next start", self.spool.depth(), self.spool_path)
             self.publisher.stop()

@@ -266,14 +266,18 @@ class Publisher:
         """A new read is in the spool."""
         self._wake.set()
 
-    def flush(self, timeout_s: float) -> bool:
-        """Wait until every spooled read is acknowledged; True when the spool is empty."""
+    def flush(self, timeout_s: float, stop: threading.Event | None = None) -> bool:
+        """Wait until every spooled read is acknowledged; True when the spool is empty.
+
+        `stop` set (a signal while an offline source's last reads wait for a broker that is down)
+        ends the wait at once: what is not acknowledged stays spooled for the next start."""
         deadline = time.monotonic() + timeout_s
         self._wake.set()
         with self._drained:
             while self.spool.depth() > 0:
                 left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                stopped = stop is not None and stop.is_set()
+                if left <= 0 or stopped or self._thread is None or not self._thread.is_alive():
                     return self.spool.depth() == 0
                 self._drained.wait(min(left, 0.2))
         return True

@@ -102,3 +102,27 @@ def test_receiver_that_cannot_store_acknowledges_nothing_and_reconnects(tmp_path
     assert receiver._to_ack == [] and client.disconnected
     assert "No space left on device" in receiver.last_error
     receiver.store.close()
+
+
+def test_a_stop_ends_the_wait_for_acknowledgements_at_once(tmp_path: Path) -> None:
+    """SIGTERM during `edge run --once`'s last wait for a broker that is down was ignored for up to
+    --flush-timeout (60 s by default): the read stays spooled, the process ends now."""
+    import threading
+    import time
+
+    from edge.types import OutboundRead, utc_now
+
+    spool = Spool(tmp_path, 1_000_000)
+    spool.put(OutboundRead("r1", "reads", b"{}", {}, utc_now()))
+    publisher = Publisher(MqttSection(broker="mqtt://127.0.0.1:1"), "cam1", spool, reconnect_min_s=0.05, reconnect_max_s=0.1)
+    publisher.start()
+    stop = threading.Event()
+    try:
+        threading.Timer(0.3, stop.set).start()
+        t0 = time.monotonic()
+        assert publisher.flush(30.0, stop) is False
+        assert time.monotonic() - t0 < 5.0
+        assert spool.depth() == 1  # kept for the next start
+    finally:
+        publisher.stop()
+        spool.close()
