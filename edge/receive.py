@@ -2,7 +2,8 @@
 
 A reference for integrators and the back office of the test suite. It stores into one folder:
 
-    DIR/reads.sqlite                        reads (read_id unique), images, counters, conflicts
+    DIR/reads.sqlite                        reads (read_id unique), images, counters, conflicting
+                                            copies (conflicts, image_conflicts), audit_heads
     DIR/images/<read_id>/<kind>.<ext>       image files (JPEG, PNG or .bin)
 
 No read is lost between the broker and the folder: messages are acknowledged to the broker
@@ -384,7 +385,9 @@ class ReadStore:
         self._unsynced.append(path)  # made durable by commit(), before the broker is told we have it
         return rel
 
-    def _declared_hashes(self, record: dict[str, Any]) -> dict[str, str]:
+    @staticmethod
+    def _declared_hashes(record: dict[str, Any]) -> dict[str, str]:
+        """kind -> SHA-256 as the (signed) record lists its images; malformed entries left out."""
         declared = record.get("images")
         if not isinstance(declared, dict):
             return {}
