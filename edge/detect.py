@@ -380,11 +380,14 @@ def load_detector(cfg: CameraConfig, calibration: Any = None) -> PlateDetector:
     model = load_model(path, threads=cfg.detector.threads)
     detector = OnnxPlateDetector(model, cfg.detector.threshold, cfg.detector.nms_iou, calibration)
     h, w = detector.input_hw
+    sidecar = path.with_suffix(".json")
+    # The input size comes from the sidecar, or is the default when there is none: name whichever it was.
+    where = str(sidecar) if sidecar.is_file() else f"{path}: no sidecar {sidecar.name}, so the default"
     if h % NET_STRIDE or w % NET_STRIDE:
-        raise ModelError(f"{path.with_suffix('.json')}: input {h}x{w} (height x width) does not fit the model {path}: both must be multiples of {NET_STRIDE}")
+        raise ModelError(f"{where}: input {h}x{w} (height x width) does not fit the model {path}: both must be multiples of {NET_STRIDE}")
     fixed = list(model.session.get_inputs()[0].shape[2:])
     if all(isinstance(d, int) for d in fixed) and fixed != [h, w]:
-        raise ModelError(f"{path.with_suffix('.json')}: input {h}x{w} (height x width) does not fit the model {path}, which takes {fixed[0]}x{fixed[1]}")
+        raise ModelError(f"{where}: input {h}x{w} (height x width) does not fit the model {path}, which takes {fixed[0]}x{fixed[1]}")
     # A warm-up on a blank frame of the camera's size opens the sessions its frames will use (and the
     # close-up retry's), so the first real frame is not slowed by onnxruntime's lazy initialisation.
     size = getattr(calibration, "image_size", None)
@@ -392,5 +395,5 @@ def load_detector(cfg: CameraConfig, calibration: Any = None) -> PlateDetector:
     try:
         detector.detect(np.full((fh, fw, 3), DEFAULT_PAD, np.uint8))
     except Exception as err:  # onnxruntime's untyped errors: a model that is not this detector's kind
-        raise ModelError(f"{path.with_suffix('.json')}: input {h}x{w} (height x width) does not fit the model {path}: {err}") from None
+        raise ModelError(f"{where}: input {h}x{w} (height x width) does not fit the model {path}: {err}") from None
     return detector

@@ -162,3 +162,12 @@ def test_the_warm_up_opens_the_sessions_a_calibrated_camera_uses(tmp_path):
     # The 1919x539 ROI strip drawn 800 px wide is 225 px high: a 256x800 canvas, and no session for
     # the sidecar's full 448x800 one, which its frames never use (nor a close-up retry: it is calibrated).
     assert set(detector.model._sized) == {(("height", 256), ("width", 800))}
+
+
+@needs_models
+def test_a_fixed_size_detector_without_a_sidecar_is_named_as_such(tmp_path):
+    """The error blamed detector.json, a file that did not exist: the size was the default."""
+    path = _detector_with_input_dims(tmp_path, 384, 640)
+    (tmp_path / "detector.json").unlink()
+    with pytest.raises(ModelError, match=r"detector\.onnx: no sidecar detector\.json, so the default: input 448x800.*takes 384x640"):
+        load_detector(CameraConfig().with_overrides(detector={"model": str(path)}))
