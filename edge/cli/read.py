@@ -172,8 +172,9 @@ class _Annotator:
 
 
 def _human(result: dict[str, Any]) -> str:
-    if "error" in result:
-        return f"{result['image']}: error: {result['error']}"
+    if "error" in result:  # the JSON message names the image itself, for a reader of that line alone
+        why = result["error"].removeprefix(f"{result['image']}: ")
+        return f"{result['image']}: error: {why}"
     if not result["plates"]:
         return f"{result['image']}: no plate read ({result['ms']:.1f} ms)"
     parts = []

@@ -130,3 +130,10 @@ def test_annotate_into_a_path_that_is_a_file_is_a_clear_error(tmp_path: Path) ->
     proc = _edge("read", "--annotate", str(blocker), str(ROOT / "sample_frames" / "singles" / "single_000_day_front.jpg"))
     assert proc.returncode == 2
     assert str(blocker) in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
+
+
+def test_an_unreadable_image_is_named_once_in_the_human_output(tmp_path: Path) -> None:
+    from edge.cli.read import _human
+
+    bad = str(tmp_path / "x.jpg")
+    assert _human({"image": bad, "error": f"{bad}: not a readable image"}) == f"{bad}: error: not a readable image"
