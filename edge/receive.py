@@ -67,7 +67,7 @@ SESSION_EXPIRY_S = 24 * 3600
 BATCH_MAX = 200  # messages stored per transaction at most
 RETENTION_EVERY_S = 300.0  # retention pass interval at most (ten passes per retention period if that is shorter)
 # Topic levels that become file names: no path separators, no dot-dot.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")  # fullmatch: "$" would let a trailing newline in
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
 
 _SCHEMA = """
@@ -152,6 +152,17 @@ def topic_problems(topic: str, record: dict[str, Any]) -> list[str]:
     if "feed" in record and record["feed"] != feed:
         problems.append(f"published on {topic!r} (feed {feed!r}) but the read claims feed {record['feed']!r}")
     return problems
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys, other parsers the first: a value put in front of a
+    # signed one would verify here and be what another subscriber reads. No camera writes that.
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        obj[key] = value
+    return obj
 
 
 def _now_iso(ago_s: float = 0.0) -> str:
@@ -343,7 +354,7 @@ class ReadStore:
 
     def add_image(self, read_id: str, kind: str, data: bytes, record: dict[str, Any] | None = None, verify: bool = True) -> bool:
         """Store one image (file first, then its row); False when it was already there."""
-        if not (_SAFE_NAME.match(read_id) and _SAFE_NAME.match(kind)):
+        if not (_SAFE_NAME.fullmatch(read_id) and _SAFE_NAME.fullmatch(kind)):
             raise ValueError(f"unsafe read id or image kind in topic: {read_id!r} / {kind!r}")
         digest = hashlib.sha256(data).hexdigest()
         kept = self.db.execute("SELECT sha256 FROM images WHERE read_id = ? AND kind = ?", (read_id, kind)).fetchone()
@@ -709,12 +720,12 @@ class Receiver:
         if len(levels) >= 5 and levels[-3] == "images":
             self.store.add_image(levels[-2], levels[-1], msg.payload)
             return
-        obj = json.loads(msg.payload)
+        obj = json.loads(msg.payload, object_pairs_hook=_refuse_repeated_keys)
         if not isinstance(obj, dict) or "read_id" not in obj:
             if not (isinstance(obj, dict) and levels[-1] == "status" and self.store.add_audit_head(msg.topic, obj)):
                 self.store.bump("other_messages")  # e.g. an offline status the pattern also matched
             return
-        if not _SAFE_NAME.match(str(obj["read_id"])):
+        if not _SAFE_NAME.fullmatch(str(obj["read_id"])):
             raise ValueError(f"read_id {obj['read_id']!r} is not a plain id")
         row = self.store.add_record(msg.topic, levels[-1], obj)
         if row is not None:

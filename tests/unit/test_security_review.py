@@ -481,3 +481,36 @@ def test_a_genuine_read_replayed_after_retention_is_deleted_again_at_the_next_pa
     assert store.purge_older_than(3600) == 1
     assert store.read_ids() == ["r2"]  # a read from the future is kept: its receipt time still counts
     store.close()
+
+
+def test_a_record_with_a_repeated_key_is_refused_by_the_receiver(tmp_path: Path, caplog) -> None:
+    """Attack: put `"plate":"ZZ99ZZZ",` in front of a signed read's own plate. Python keeps the last
+    value, so the receiver verified the read and stored it as signed, while any other subscriber
+    whose parser keeps the first value saw another plate under a valid signature (`edge verify`
+    already refuses such lines). The camera never writes a key twice: the receiver now refuses
+    the message like any malformed one (logged, counted, acknowledged) and the read id stays free
+    for the genuine read."""
+    cam1 = Signer.generate("cam1")
+    receiver = Receiver("mqtt://127.0.0.1:1", tmp_path)
+    client = _client()
+    crafted = _signed(cam1, "r1", "cam1").replace(b'"plate":', b'"plate":"ZZ99ZZZ","plate":', 1)
+    receiver._on_message(client, None, _message("anpr/cam1/reads", crafted, 1))
+    receiver._on_message(client, None, _message("anpr/cam1/reads", _signed(cam1, "r1", "cam1"), 2))
+    assert receiver.store.db.execute("SELECT plate, verified FROM reads").fetchall() == [("AB12CDE", 1)]
+    assert receiver.store.counters()["rejected"] == 1 and "'plate' appears twice" in caplog.text
+    assert [mid for mid, _ in receiver._to_ack] == [1, 2]
+    receiver.store.close()
+
+
+def test_a_read_id_or_image_kind_with_a_trailing_newline_names_no_file(tmp_path: Path) -> None:
+    """`^...$` with re.match lets a trailing newline through: read id "r1\\n" became a folder name
+    with a newline in it (and a log line ending early). Names are now matched whole."""
+    import pytest
+
+    from edge.receive import ReadStore
+
+    store = ReadStore(tmp_path)
+    for read_id, kind in (("r1\n", "patch"), ("r1", "patch\n")):
+        with pytest.raises(ValueError, match="unsafe"):
+            store.add_image(read_id, kind, b"\xff\xd8\xff")
+    store.close()
