@@ -57,7 +57,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.errors import EdgeError
 from edge.publish import BrokerAddress, describe_connect_error, describe_reason, read_password, tls_context
-from edge.record import INLINE_IMAGES_FIELD
+from edge.record import INLINE_IMAGES_FIELD, parse_record
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +152,6 @@ def topic_problems(topic: str, record: dict[str, Any]) -> list[str]:
     if "feed" in record and record["feed"] != feed:
         problems.append(f"published on {topic!r} (feed {feed!r}) but the read claims feed {record['feed']!r}")
     return problems
-
-
-def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of two equal keys, other parsers the first: a value put in front of a
-    # signed one would verify here and be what another subscriber reads. No camera writes that.
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        obj[key] = value
-    return obj
 
 
 def _now_iso(ago_s: float = 0.0) -> str:
@@ -720,7 +709,7 @@ class Receiver:
         if len(levels) >= 5 and levels[-3] == "images":
             self.store.add_image(levels[-2], levels[-1], msg.payload)
             return
-        obj = json.loads(msg.payload, object_pairs_hook=_refuse_repeated_keys)
+        obj = parse_record(msg.payload)
         if not isinstance(obj, dict) or "read_id" not in obj:
             if not (isinstance(obj, dict) and levels[-1] == "status" and self.store.add_audit_head(msg.topic, obj)):
                 self.store.bump("other_messages")  # e.g. an offline status the pattern also matched

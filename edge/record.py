@@ -95,6 +95,23 @@ def to_json_line(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def parse_record(text: str | bytes) -> Any:
+    """JSON as a published record is read back: a key repeated within one object is refused.
+
+    json keeps the last of two equal keys, other parsers the first: a value put in front of a
+    signed one would verify here and be what another subscriber reads. No camera writes that."""
+
+    def refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in obj:
+                raise ValueError(f"key {key!r} appears twice in one object")
+            obj[key] = value
+        return obj
+
+    return json.loads(text, object_pairs_hook=refuse_repeated_keys)
+
+
 def with_inline_images(record: dict[str, Any], images: dict[str, bytes]) -> dict[str, Any]:
     """A signed record with its images inline as base64 under "image_data" (not signed; checked by hash)."""
     if not images:

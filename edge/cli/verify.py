@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 from edge.errors import ConfigError
-from edge.record import INLINE_IMAGES_FIELD
+from edge.record import INLINE_IMAGES_FIELD, parse_record
 from edge.signing import load_trusted_keys, verify_record
 
 
@@ -84,21 +84,10 @@ def _images_for(record: dict[str, Any], folder: Path | None, problems: list[str]
     return images
 
 
-def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json.loads keeps the last of two equal keys, other parsers the first: a value put in
-    # front of a signed one would pass here and be what such a back office stores.
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        obj[key] = value
-    return obj
-
-
 def check_line(line: str, trusted: dict[str, bytes] | None, folder: Path | None, require_images: bool) -> tuple[dict | None, list[str], list[str]]:
     """(record, problems, image kinds not checked) for one input line."""
     try:
-        record = json.loads(line, object_pairs_hook=_refuse_repeated_keys)
+        record = parse_record(line)
     except ValueError as err:
         return None, [f"not valid JSON: {err}"], []
     except RecursionError:  # a hostile line of nested brackets must not end the check of the others
