@@ -3,19 +3,57 @@
 Feeds (`[[privacy.feeds]]` in the camera file), each on its own MQTT topic:
 
 - full: the whole record and the imagery the camera's imagery level allows;
-- pseudonymised: the plate replaced by a keyed HMAC-SHA256, so equal plates can be
-  counted and matched (journey times, occupancy) without the plate text. Everything
-  that could spell the plate is removed: the text, the per-character confidences (the
-  plate's length), the alternatives, and *all* imagery, whatever the feed's `imagery`
-  says, because a patch shows the plate and an overview may show this plate and other
-  vehicles' plates too. The read id is derived per feed so it cannot be joined to the
-  full feed's record by id;
+- pseudonymised: for traffic statistics and journey times between cameras. The plate is
+  replaced by a keyed HMAC-SHA256, so equal plates can be counted and matched without the
+  plate text, and the record is cut down to what such a consumer needs (data minimisation,
+  below). It carries no imagery, whatever the feed's `imagery` says: a patch shows the
+  plate, and an overview may show this plate and other vehicles' plates too. The read id
+  is derived per feed with the secret key, so it cannot be joined to the full feed's id;
 - hits_only: only reads whose voted plate is on the feed's hotlist file, with the hotlist's
   name and content hash. Alternatives do not make a hit: a hit on a misread would send a
   vehicle that is not on the list.
 
 Every record is signed separately for its feed. Every read released to a feed, every
 retention purge and every configuration change is written to the audit log.
+
+What a pseudonymised record carries, field by field. It is built from an allow-list
+(`PSEUDONYMISED_FIELDS`), not by deleting known fields, so a field added to the full
+record later stays off this feed until someone decides it belongs here (and a test fails
+until the decision is written down).
+
+Kept, because a statistics or journey-time consumer needs it and it says nothing about
+the plate:
+  plate_hmac (the pseudonym and its key id), read_id (keyed, see above), feed, feed_kind,
+  schema, schema_version, engine (to parse the record), camera_id, site_id, location,
+  heading_deg (where the camera is: what a journey runs between; the same for every read
+  of a camera), lane, direction, wrong_way (the movement counted), images (always empty;
+  the signature covers it), signature (added when signed, so the record can be verified).
+Coarsened, because the consumer needs the value but not its precision, and a value that
+is exactly the same in the full feed's record joins the two (with the full record comes
+the plate):
+  timestamp: to the whole second (".000Z"). Journey times between cameras need seconds,
+    not milliseconds; a millisecond time is close to unique per camera.
+  times: only `clock_synced` (whether the time can be trusted). first_seen, last_seen and
+    best_frame are three more millisecond times of the same pass.
+  confidence: to 2 decimals (enough to filter on; 4 decimals nearly identify the read).
+  speed: kmh and uncertainty_kmh to whole km/h.
+Dropped:
+  plate, alternatives, char_confidences (the text, other readings, and the plate's length);
+  country, plate_format (a foreign or old-format plate is rare on a UK road: it narrows
+    the plates a pseudonym can stand for to a few, sometimes to one vehicle);
+  colour (the background: "other" picks out foreign and historic plates; yellow or white
+    only repeats the direction);
+  plate_box, plate_corners, frame_size, frames (exact pixel positions and the track's
+    length: they match a record to imagery or to the full record of the same pass, and
+    the box's size tells one plate style from another);
+  models, reader_backend, calibration, processing_ms (how the camera worked: not needed to
+    count or match vehicles; processing_ms is a per-read value the full record shares);
+  imagery_level, redaction (about images this feed never carries; redaction.regions counts
+    the people and other plates in that pass's overview);
+  hotlist, image_data, and every field not named above.
+Whoever receives this feed and a feed with plates can still often link a record to its
+plate through camera, lane and second: journey times need those. `edge privacy-report`
+says so.
 """
 
 from __future__ import annotations
@@ -233,9 +271,42 @@ def _feed_images(feed: FeedConfig, images: dict[str, bytes]) -> dict[str, bytes]
     return dict(images)
 
 
+# The fields a pseudonymised record may carry (the module docstring says why each is here).
+# Copied as they are:
+PSEUDONYMISED_KEPT = frozenset({
+    "schema", "schema_version", "read_id", "feed", "feed_kind", "engine", "camera_id", "site_id", "location",
+    "heading_deg", "lane", "direction", "wrong_way", "images",
+})
+# Coarsened by `_pseudonymise`; plate_hmac replaces the plate; signature is added when signed.
+PSEUDONYMISED_COARSENED = frozenset({"timestamp", "times", "confidence", "speed"})
+PSEUDONYMISED_FIELDS = PSEUDONYMISED_KEPT | PSEUDONYMISED_COARSENED | {"plate_hmac", "signature"}
+_ISO_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+
+def _to_the_second(timestamp: str) -> str:
+    """`2026-11-23T01:02:03.456Z` -> `2026-11-23T01:02:03.000Z` (cut, not rounded: the second it happened in)."""
+    if not _ISO_MS.fullmatch(timestamp):
+        raise ValueError(f"record field timestamp is {timestamp!r}, not the form edge.record.iso_ms writes")
+    return timestamp[:19] + ".000Z"
+
+
+def _coarse_speed(speed: dict[str, Any] | None) -> dict[str, Any] | None:
+    if speed is None:
+        return None
+    unc = speed.get("uncertainty_kmh")
+    return {"kmh": round(speed["kmh"]), "uncertainty_kmh": None if unc is None else round(unc)}
+
+
 def _pseudonymise(record: dict[str, Any], p: Pseudonymiser) -> dict[str, Any]:
-    out = {k: v for k, v in record.items() if k not in ("plate", "char_confidences", "alternatives", "image_data", "hotlist")}
+    """The pseudonymised form of a (full) record: an allow-list of its fields, some coarsened, and the pseudonym."""
+    out = {k: v for k, v in record.items() if k in PSEUDONYMISED_KEPT}
+    out["images"] = {}  # never imagery on this feed; route() fills in only what the feed carries
     out["plate_hmac"] = {"alg": "HMAC-SHA256", "key_id": p.key_id, "value": p.pseudonym(record["plate"])}
+    out["timestamp"] = _to_the_second(record["timestamp"])
+    out["times"] = {"clock_synced": (record.get("times") or {}).get("clock_synced")}
+    out["confidence"] = round(float(record["confidence"]), 2)
+    if "speed" in record:
+        out["speed"] = _coarse_speed(record["speed"])
     return out
 
 
@@ -413,11 +484,19 @@ def _feed_text(cfg: CameraConfig, feed: FeedConfig, n: int) -> list[str]:
             "   every read, but the plate text is replaced by a keyed hash (HMAC-SHA256) made with the secret key in "
             f"{key}{state}. Equal plates give equal hashes, so vehicles can be counted and matched between cameras that share "
             "the key, without the plate text.",
+            "   Sent: the hash, the camera and site ids, the camera's location and heading, the lane, the direction of "
+            "travel (and whether it is the wrong way), the time to the whole second and whether the clock was "
+            "synchronised, the speed in whole km/h where measured, the confidence to 2 decimals, and the signature.",
             "   Removed: the plate text, the alternative readings, the per-character confidences (they give the plate's "
-            "length) and all images (a patch shows the plate; an overview can show this and other plates), whatever "
-            "the feed's 'imagery' setting says. The read id is derived from the full feed's with the secret key, so "
-            "the two cannot be joined by id; but the times and the plate's position are the same in both, so whoever "
-            "receives this feed and a feed with plates can still link a record to its plate.",
+            "length), the plate's country, format and colour (a foreign or old-style plate is rare enough to narrow "
+            "the hash down to a few vehicles), the plate's position and size in the frame, the number of frames, the "
+            "exact first, last and chosen-frame times, the models, the processing time, the redaction details and all "
+            "images (a patch shows the plate; an overview can show this and other plates), whatever the feed's "
+            "'imagery' setting says. Fields added to the full record in future are not sent here unless added to "
+            "this feed's list on purpose.",
+            "   The read id is derived from the full feed's with the secret key, so the two cannot be joined by id; "
+            "but the camera, lane and second are the same in both, so whoever receives this feed and a feed with "
+            "plates can often still link a record to its plate.",
             "   Whoever holds the key can test whether a given plate passed: the key is personal data to protect.",
         ]
     hot = cfg.resolve(feed.hotlist_file)
