@@ -6,13 +6,15 @@ user pointed at this test's files (the test PKI's certificates, a password file 
 change to either file that opens a hole fails here.
 
 "Nothing is delivered" is proved without sleeping: mosquitto handles one packet at a time and
-writes its answers to a client in order, so once a client has the acknowledgement of a
-publish it made after the others' were acknowledged, anything those would have brought it
-has already been handed to its callbacks (`Account.round_trip`).
+writes what it sends a client in order, so once a client has the acknowledgement of a publish
+it made after the others' were acknowledged, anything those would have brought it has already
+reached its callbacks (`Account.round_trip`; the tests stay far below mosquitto's 20 QoS 1
+messages in flight per client, beyond which it would hold messages back).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import subprocess
 import threading
@@ -21,6 +23,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttSection
@@ -28,7 +34,7 @@ from edge.publish import tls_context
 from edge.receive import Receiver
 from edge.signing import Signer
 from edge.spool import Spool
-from tests.integration.conftest import Broker, Pki, _mosquitto
+from tests.integration.conftest import Broker, Pki, _make_ca, _make_server_cert, _mosquitto, _name, _write_key
 from tests.integration.helpers import make_read, wait_for
 from tests.integration.mqtt_fixtures import make_publisher, stored_ids
 
@@ -61,29 +67,51 @@ MAY_READ = {
 @dataclass(frozen=True)
 class SiteBroker:
     broker: Broker
-    ca_file: Path
-    folder: Path  # <user>.password: each account's password, as the engine's password_file wants it
+    ca_file: Path  # the CA that signed the broker's certificate: the engine's mqtt.ca_file
+    folder: Path  # <user>.password (the engine's password_file), or <user>.crt and .key (option B)
 
     def password_file(self, user: str) -> Path:
         return self.folder / f"{user}.password"
 
 
-def render_conf(text: str, values: dict[str, str]) -> str:
-    """The committed config with the value of each option in `values` replaced, everything else kept."""
+def render_conf(text: str, values: dict[str, str], enable: tuple[str, ...] = ()) -> str:
+    """The committed config with each option in `values` given the test's value, the commented-out
+    options in `enable` switched on as written, and every other line kept as it is."""
     lines, seen = [], set()
     for line in text.splitlines():
+        if line.startswith("#") and line[1:].split(" ", 1)[0] in enable:
+            line = line[1:]
         key = line.split(" ", 1)[0]
         if key in values:
-            line, _ = f"{key} {values[key]}", seen.add(key)
+            line = f"{key} {values[key]}"
+        if key in values or key in enable:
+            seen.add(key)
         lines.append(line)
-    missing = sorted(set(values) - seen)
-    assert not missing, f"{CONF}: no {', '.join(missing)} line to point at the test's files"
+    missing = sorted((set(values) | set(enable)) - seen)
+    assert not missing, f"{CONF}: no {', '.join(missing)} line"
     return "\n".join(lines) + "\n"
+
+
+def start_site(broker: Broker, passwords: Path, ca_file: Path, server_cert: Path, server_key: Path,
+               enable: tuple[str, ...] = ()) -> Broker:
+    broker.conf.write_text(render_conf(CONF.read_text(), {
+        "password_file": str(passwords),
+        "acl_file": str(ACL),
+        "persistence_location": f"{broker.folder / 'data'}/",
+        "pid_file": str(broker.folder / "mosquitto.pid"),
+        "log_dest": f"file {broker.log}",
+        "user": getpass.getuser(),
+        "listener": f"{broker.port} 127.0.0.1",
+        "cafile": str(ca_file),
+        "certfile": str(server_cert),
+        "keyfile": str(server_key),
+    }, enable))
+    return broker.start()
 
 
 @pytest.fixture
 def site(broker_factory, pki: Pki, tmp_path: Path) -> SiteBroker:
-    """mosquitto running the committed example config and ACL, with TLS from the test PKI."""
+    """mosquitto running the committed example config and ACL, with TLS from the test PKI and passwords."""
     _, passwd = _mosquitto()  # skips (fails under CI) when mosquitto or mosquitto_passwd is missing
     folder = tmp_path / "site"
     folder.mkdir()
@@ -94,28 +122,46 @@ def site(broker_factory, pki: Pki, tmp_path: Path) -> SiteBroker:
         (folder / f"{user}.password").write_text(secret + "\n")
         (folder / f"{user}.password").chmod(0o600)
         subprocess.run([passwd, "-b", str(passwords), user, secret], check=True, capture_output=True)
-    broker = broker_factory(start=False)
-    broker.conf.write_text(render_conf(CONF.read_text(), {
-        "password_file": str(passwords),
-        "acl_file": str(ACL),
-        "persistence_location": f"{broker.folder / 'data'}/",
-        "pid_file": str(broker.folder / "mosquitto.pid"),
-        "log_dest": f"file {broker.log}",
-        "user": getpass.getuser(),
-        "listener": f"{broker.port} 127.0.0.1",
-        "cafile": str(pki.ca_file),
-        "certfile": str(pki.server_cert),
-        "keyfile": str(pki.server_key),
-    }))
-    broker.start()
+    broker = start_site(broker_factory(start=False), passwords, pki.ca_file, pki.server_cert, pki.server_key)
     return SiteBroker(broker, pki.ca_file, folder)
+
+
+def make_client_cert(folder: Path, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, cn: str) -> None:
+    """<cn>.crt and <cn>.key: a client certificate whose Common Name is the broker user name."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (folder / f"{cn}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(folder / f"{cn}.key", key)
+
+
+@pytest.fixture
+def cert_site(broker_factory, tmp_path: Path) -> SiteBroker:
+    """The committed config with its option B (client certificates, CN = user name) switched on."""
+    _mosquitto()
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    ca_key, ca_cert = _make_ca(folder, "edge-ca")  # signs the broker's and the clients' certificates
+    _make_server_cert(folder, ca_key, ca_cert)
+    for user in ("camA", "backoffice"):
+        make_client_cert(folder, ca_key, ca_cert, user)
+    passwords = folder / "edge.passwd"  # named by the config, not used by this listener
+    passwords.touch(mode=0o600)
+    broker = start_site(broker_factory(start=False), passwords, folder / "edge-ca.pem", folder / "server.pem",
+                        folder / "server.key", enable=("require_certificate", "use_identity_as_username"))
+    return SiteBroker(broker, folder / "edge-ca.pem", folder)
 
 
 # ---- a plain paho client that records what happens to it --------------------------------
 
 def _wait(predicate, what: str) -> None:
     wait_for(predicate, 10, what, interval_s=0.005)  # a deadline for liveness; short polls keep the test quick
-
 
 
 @dataclass
@@ -130,7 +176,7 @@ class Account:
     received: list[str] = field(default_factory=list)
     acks: dict[int, int] = field(default_factory=dict)  # message id -> PUBACK reason code
     disconnects: list[ReasonCode] = field(default_factory=list)
-    subscribed: threading.Event = field(default_factory=threading.Event)
+    subacks: set[int] = field(default_factory=set)  # message ids of the SUBSCRIBEs answered
     answered: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -141,7 +187,7 @@ class Account:
         c.on_connect = self._on_connect
         c.on_message = lambda client, userdata, msg: self.received.append(msg.topic)
         c.on_publish = lambda client, userdata, mid, rc, props: self.acks.__setitem__(mid, rc.value)
-        c.on_subscribe = lambda *args: self.subscribed.set()
+        c.on_subscribe = lambda client, userdata, mid, reasons, props: self.subacks.add(mid)
         c.on_disconnect = lambda client, userdata, flags, rc, props: self.disconnects.append(rc)
         self.client = c
 
@@ -162,8 +208,8 @@ class Account:
         return self
 
     def subscribe(self, *filters: str) -> None:
-        self.client.subscribe([(f, 1) for f in filters])
-        _wait(self.subscribed.is_set, f"{self.user}'s SUBACK")
+        _, mid = self.client.subscribe([(f, 1) for f in filters])
+        _wait(lambda: mid in self.subacks, f"{self.user}'s SUBACK")
 
     def publish(self, topic: str, retain: bool = False) -> int:
         """Publish at QoS 1 and return the broker's PUBACK reason code (TAKEN, or 135: refused by the ACL)."""
@@ -200,7 +246,7 @@ def test_each_account_reads_only_its_feeds_and_publishes_nowhere_but_its_own_cam
     for a in readers.values():
         a.subscribe("#", "$SYS/#")  # asks for everything; "#" alone would not match $SYS topics
     camera = readers["camA"]
-    assert [camera.publish(t) for t in CAMERA_A_TOPICS] == [0] * len(CAMERA_A_TOPICS)
+    assert all(camera.publish(t) in TAKEN for t in CAMERA_A_TOPICS)
     for user, a in readers.items():
         a.round_trip()
         anpr = {t for t in a.received if not t.startswith("$SYS/")}
@@ -213,9 +259,10 @@ def test_a_camera_cannot_publish_as_another_camera(accounts) -> None:
     backoffice = accounts("backoffice").ok()
     backoffice.subscribe(f"{PREFIX}/+/reads/#", f"{PREFIX}/+/status")
     camera_a = accounts("camA").ok()
-    for topic in ("anpr/camB/reads", "anpr/camB/reads/images/r1/overview", "anpr/camB/status", "anpr/reads", "other/camA/reads"):
+    for topic in ("anpr/camB/reads", "anpr/camB/reads/images/r1/overview", "anpr/camB/status",
+                  "anpr/reads", "other/camA/reads"):
         assert camera_a.publish(topic) == NOT_AUTHORIZED, topic
-    assert camera_a.publish("anpr/camA/reads") == 0
+    assert camera_a.publish("anpr/camA/reads") in TAKEN
     wait_for(lambda: "anpr/camA/reads" in backoffice.received, 10, "camera A's own read at the back office")
     backoffice.round_trip()
     assert backoffice.received == ["anpr/camA/reads"]
@@ -258,30 +305,71 @@ def test_one_camera_cannot_push_another_client_off_the_broker(accounts) -> None:
         intruder.close()
 
 
-def test_the_engine_delivers_under_the_acl_and_holds_reads_it_may_not_publish(site: SiteBroker, tmp_path: Path) -> None:
-    """edge.publish logged in as camera A (mqtt.username, password_file, ca_file) -> the ACL -> edge.receive."""
+def engine_delivers_only_its_own_reads(rec: Receiver, login: MqttSection, tmp: Path) -> None:
+    """edge.publish logged in as camA delivers camera A's reads to `rec`; the same login configured as
+    camera camB has its read refused (135) and kept in the spool.
+
+    One after the other: the broker keys sessions by user name, so two connections as camA at once
+    would keep pushing each other off.
+    """
+    spool = Spool(tmp / "camA", 10**8)
+    signer = Signer.generate("camA")
+    for i in range(3):
+        spool.put(make_read(signer, "camA", i, image_bytes=500))
+    ids = [f"camA-{i:06d}" for i in range(3)]
+    camera = make_publisher(login, "camA", spool)
+    camera.start()
+    try:
+        assert camera.flush(20)
+    finally:
+        camera.stop()
+    wait_for(lambda: stored_ids(rec) == ids, 10, "camera A's reads at the back office")
+    wrong_spool = Spool(tmp / "as-camB", 10**8)
+    wrong_spool.put(make_read(Signer.generate("camB"), "camB", 0, image_bytes=500))
+    wrong = make_publisher(login, "camB", wrong_spool)
+    wrong.start()
+    try:
+        wait_for(lambda: wrong.status()["mqtt"]["held"] == 1, 10, "the read of camA's login as camera camB held back")
+    finally:
+        wrong.stop()
+    assert wrong_spool.depth() == 1 and stored_ids(rec) == ids
+
+
+def test_the_engine_with_a_password_delivers_under_the_acl(site: SiteBroker, tmp_path: Path) -> None:
+    """mqtt.username = camera id, mqtt.password_file, mqtt.ca_file -> the ACL -> edge.receive as backoffice."""
     rec = Receiver(site.broker.url, tmp_path / "bo", topics=(f"{PREFIX}/+/reads/#", f"{PREFIX}/+/status"),
                    username="backoffice", password_file=site.password_file("backoffice"), ca_file=site.ca_file,
                    reconnect_max_s=0.5)
     rec.start()
-    wait_for(rec.connected.is_set, 10, "the receiver to subscribe")
-    login = MqttSection(broker=site.broker.url, username="camA", password_file=site.password_file("camA"),
-                        ca_file=site.ca_file, heartbeat_s=1.0)
-    spool, wrong_spool = Spool(tmp_path / "spool", 10**8), Spool(tmp_path / "wrong", 10**8)
-    signer = Signer.generate("camA")
-    for i in range(3):
-        spool.put(make_read(signer, "camA", i, image_bytes=500))
-    wrong_spool.put(make_read(Signer.generate("camB"), "camB", 0, image_bytes=500))
-    camera = make_publisher(login, "camA", spool)
-    wrong = make_publisher(login, "camB", wrong_spool)  # a unit logged in as camA but configured as camera camB
-    camera.start()
-    wrong.start()
     try:
-        assert camera.flush(20)
-        wait_for(lambda: stored_ids(rec) == [f"camA-{i:06d}" for i in range(3)], 10, "camera A's reads at the back office")
-        wait_for(lambda: wrong.status()["mqtt"]["held"] == 1, 10, "the misconfigured unit's read held back")
-        assert wrong_spool.depth() == 1 and all(not i.startswith("camB") for i in stored_ids(rec))
+        wait_for(rec.connected.is_set, 10, "the receiver to subscribe")
+        login = MqttSection(broker=site.broker.url, username="camA", password_file=site.password_file("camA"),
+                            ca_file=site.ca_file)
+        engine_delivers_only_its_own_reads(rec, login, tmp_path)
     finally:
-        camera.stop()
-        wrong.stop()
+        rec.stop()
+
+
+def test_option_b_client_certificates_name_the_camera(cert_site: SiteBroker, tmp_path: Path) -> None:
+    """mqtt.cert_file / key_file with CN = camera id and no password: the same ACL applies; no certificate, no entry."""
+    certs = cert_site.folder
+    rec = Receiver(cert_site.broker.url, tmp_path / "bo", ca_file=cert_site.ca_file,
+                   cert_file=certs / "backoffice.crt", key_file=certs / "backoffice.key", reconnect_max_s=0.5)
+    rec.start()
+    try:
+        wait_for(rec.connected.is_set, 10, "the receiver to subscribe with its certificate")
+        login = MqttSection(broker=cert_site.broker.url, ca_file=cert_site.ca_file, cert_file=certs / "camA.crt",
+                            key_file=certs / "camA.key")
+        engine_delivers_only_its_own_reads(rec, login, tmp_path)
+        spool = Spool(tmp_path / "no-cert", 10**8)
+        spool.put(make_read(Signer.generate("camA"), "camA", 9, image_bytes=500))
+        no_cert = make_publisher(MqttSection(broker=cert_site.broker.url, ca_file=cert_site.ca_file), "camA", spool)
+        no_cert.start()
+        try:
+            wait_for(lambda: no_cert.status()["mqtt"]["last_error"] is not None, 10,
+                     "the connection without a certificate to fail")
+            assert no_cert.status()["mqtt"]["connects"] == 0 and spool.depth() == 1
+        finally:
+            no_cert.stop()
+    finally:
         rec.stop()
