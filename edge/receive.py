@@ -24,9 +24,15 @@ writers and the unique `read_id` de-duplicates across them) and each its own cli
 a read's images may reach one receiver and its record another.
 
 Signatures are checked with `edge.signing.verify_record` against the images received so
-far; an image arriving after its record checks the record again. A read that does not
-verify is stored with `verified = 0` and its problems (evidence is kept, never silently
-dropped) and logged as a warning. So is a read whose signed `camera_id` or `feed` differs from
+far, with the trusted camera keys given (`edge receive --keys DIR`). Without them each read
+is checked with the public key it names itself: that shows it is intact, not who signed it
+(anyone who can publish can sign with a key of their own), so `edge receive` refuses to
+start that way unless `--trust-named-keys` asks for it, and every read is stored with
+`key_trust` ('trusted' or 'named') saying which check `verified` reports. As a library,
+`ReadStore` and `Receiver` keep `trusted_keys=None` for tests and rigs, with a warning.
+An image arriving after its record checks the record again. A read that does not verify
+is stored with `verified = 0` and its problems (evidence is kept, never silently dropped)
+and logged as a warning. So is a read whose signed `camera_id` or `feed` differs from
 the topic it came on: the broker's ACL vouches for the topic, not for what the record claims.
 """
 
@@ -81,8 +87,9 @@ CREATE TABLE IF NOT EXISTS reads (
     received_at TEXT NOT NULL,
     verified INTEGER,            -- 1 verifies, 0 does not (see problems), NULL not checked
     problems TEXT,               -- JSON list
-    record TEXT NOT NULL         -- the record as received, less inline image data
-);
+    record TEXT NOT NULL,        -- the record as received, less inline image data
+    key_trust TEXT               -- 'trusted': checked against trusted keys; 'named': against the key the read names
+);                               -- (verified = 1 then means intact only); NULL: not checked
 CREATE TABLE IF NOT EXISTS images (
     read_id TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -209,6 +216,13 @@ class ReadStore:
         self._verify = _load_verifier()
         if self._verify is None:
             log.warning("edge.signing is not available: reads are stored unverified (verified = NULL)")
+            self.key_trust: str | None = None
+        elif trusted_keys is None:
+            log.warning("receiver %s: no trusted keys: each read is checked with the key it names, so verified = 1 "
+                        "means intact, not signed by a known camera (stored with key_trust = 'named')", self.out)
+            self.key_trust = "named"
+        else:
+            self.key_trust = "trusted"
         try:
             (self.out / "images").mkdir(parents=True, exist_ok=True, mode=0o700)
             if not (self.out / DB_FILE).exists():
@@ -218,10 +232,17 @@ class ReadStore:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA secure_delete=ON")  # deleted reads are overwritten, not left in free pages
             self.db.executescript(_SCHEMA)
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as err:
             raise ReceiverError(f"receiver folder {self.out}: cannot open {DB_FILE}: {err}") from None
         self._in_tx = False
         self._unsynced: list[Path] = []
+
+    def _add_missing_columns(self) -> None:
+        """A folder written by an older receiver: add the columns it lacks (old rows keep NULL: not known)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(reads)")}
+        if "key_trust" not in columns:
+            self.db.execute("ALTER TABLE reads ADD COLUMN key_trust TEXT")
 
     def begin(self) -> None:
         if not self._in_tx:
@@ -289,10 +310,13 @@ class ReadStore:
             "topic": topic,
             "received_at": _now_iso(),
             "verified": verified,
+            "key_trust": None if verified is None else self.key_trust,
             "problems": problems,
         }
         self.db.execute(
-            "INSERT INTO reads VALUES (:read_id, :feed, :camera_id, :plate, :timestamp, :topic, :received_at, :verified, :problems, :record)",
+            "INSERT INTO reads (read_id, feed, camera_id, plate, timestamp, topic, received_at, verified, problems, record, "
+            "key_trust) VALUES (:read_id, :feed, :camera_id, :plate, :timestamp, :topic, :received_at, :verified, "
+            ":problems, :record, :key_trust)",
             {**row, "problems": json.dumps(problems), "record": json.dumps(record, separators=(",", ":"), ensure_ascii=False)},
         )
         return row
@@ -442,7 +466,8 @@ class ReadStore:
         if row is None:
             return
         verified, problems = self._check(json.loads(row[0]), self._images_of(read_id), row[1])
-        self.db.execute("UPDATE reads SET verified = ?, problems = ? WHERE read_id = ?", (verified, json.dumps(problems), read_id))
+        self.db.execute("UPDATE reads SET verified = ?, problems = ?, key_trust = ? WHERE read_id = ?",
+                        (verified, json.dumps(problems), None if verified is None else self.key_trust, read_id))
         if verified == 0:
             log.warning("read %s: its images do not verify: %s", read_id, "; ".join(problems))
 

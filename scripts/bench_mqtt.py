@@ -36,9 +36,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
+
 from edge.config import MqttSection  # noqa: E402
 from edge.publish import Publisher, inline_images  # noqa: E402
-from edge.signing import Signer  # noqa: E402
+from edge.signing import Signer, write_public_key  # noqa: E402
 from edge.spool import Spool  # noqa: E402
 from tests.integration.conftest import BACKOFFICE, Broker, make_pki  # noqa: E402
 from tests.integration.helpers import make_read  # noqa: E402
@@ -71,13 +73,13 @@ def reads_for(signer: Signer, camera: str, n: int, imagery: bool) -> list:
 class Receiver:
     """`edge receive` in its own process."""
 
-    def __init__(self, broker: Broker, pki, out: Path, prefix: str) -> None:
+    def __init__(self, broker: Broker, pki, out: Path, prefix: str, keys: Path) -> None:
         self.db = out / "reads.sqlite"
         self.log = open(out.parent / f"{out.name}.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge", "-q", "receive", "--broker", broker.url, "--out", str(out),
              "--topic", f"{prefix}/+/reads/#", "--client-id", f"bench-{prefix}", "--username", BACKOFFICE,
-             "--password-file", str(pki.password_file(BACKOFFICE)), "--ca-file", str(pki.ca_file)],
+             "--password-file", str(pki.password_file(BACKOFFICE)), "--ca-file", str(pki.ca_file), "--keys", str(keys)],
             stdout=subprocess.DEVNULL, stderr=self.log, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         deadline = time.monotonic() + 20
@@ -105,7 +107,7 @@ class Receiver:
 def run_case(name: str, broker: Broker, pki, work: Path, reads: list, mode: str, backlog: bool, camera: str) -> dict:
     prefix = f"b{abs(hash(name)) % 10**6}"
     out = work / f"bo-{prefix}"
-    rec = Receiver(broker, pki, out, prefix)
+    rec = Receiver(broker, pki, out, prefix, work / "keys")
     spool = Spool(work / f"spool-{prefix}", 10**10)
     cfg = MqttSection(
         broker=broker.url, topic_prefix=prefix, username=camera, password_file=pki.password_file(camera),
@@ -158,6 +160,10 @@ def main() -> int:
         (work / "broker").mkdir()
         broker = Broker(work / "broker", pki).start()
         signer = Signer.generate("cam1")
+        # The receiver checks against trusted keys, as deployed. Not bound to a camera: the bench's
+        # one signer makes reads for each of its camera ids.
+        (work / "keys").mkdir()
+        write_public_key(work / "keys" / "bench.pub", Ed25519PublicKey.from_public_bytes(signer.public_raw))
         results = []
         try:
             plain = reads_for(signer, "cam1", max(args.sustained, args.backlog), imagery=False)

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="subscribe to reads, verify, de-duplicate and store them (reference back office)",
         description="Subscribe to published reads, check their signatures, store each read once "
         "(DIR/reads.sqlite, read_id unique) with its images (DIR/images/), and print one JSON line "
-        "per new read. Runs until interrupted; the broker keeps reads for it while it is away.",
+        "per new read. Runs until interrupted; the broker keeps reads for it while it is away. Needs --keys DIR "
+        "(the cameras' public keys), or --trust-named-keys on a test rig.",
     )
     p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for reads.sqlite and images/")
@@ -28,7 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "add anpr/+/status to keep each camera's audit log head (table audit_heads) as an anchor")
     p.add_argument("--share", metavar="GROUP", help="join the MQTT 5 shared subscription $share/GROUP/... (several receivers)")
     p.add_argument("--client-id", help="MQTT client id (default: edge-receive-<host>-<hash of DIR>); unique per receiver")
-    p.add_argument("--keys", type=Path, metavar="DIR", help="trusted camera public keys (*.pub); without it the key a read names is used")
+    trust = p.add_mutually_exclusive_group()
+    trust.add_argument("--keys", type=Path, metavar="DIR",
+                       help="trusted camera public keys (the cameras' *.pub files): a read verifies only if one of "
+                       "them signed it (and, for a .pub naming its camera, only for that camera). One of --keys or "
+                       "--trust-named-keys is required")
+    trust.add_argument("--trust-named-keys", action="store_true",
+                       help="test rigs only: check each read with the public key it names itself, so verified = 1 "
+                       "means intact, not signed by one of your cameras (anyone who can publish can sign with a key "
+                       "of their own); such reads are stored with key_trust = 'named'")
     p.add_argument("--retention-hours", type=_hours, metavar="H",
                    help="delete reads, their images and conflicting copies received or taken more than H hours ago "
                    "(checked every 5 minutes; default: keep everything)")
@@ -50,6 +59,29 @@ def _hours(text: str) -> float:
     return value
 
 
+def _trusted_keys(args: argparse.Namespace) -> dict[str, bytes] | None:
+    """The cameras' keys from --keys; None (each read's own key) only when --trust-named-keys asks for it.
+
+    A back office is safe by default: without trusted keys, verified = 1 means only that a read
+    is intact, since anyone who can publish can sign with a key of their own, so the receiver
+    does not start unless that is asked for by name.
+    """
+    if args.trust_named_keys:
+        print("warning: --trust-named-keys: each read is checked with the public key it names, so verified = 1 shows "
+              "a read is intact, not which camera made it (reads are stored with key_trust = 'named'). Give --keys DIR "
+              "(the cameras' .pub files) outside a test rig.", file=sys.stderr)
+        return None
+    if args.keys is None:
+        raise ConfigError(
+            "edge receive: no trusted keys: give --keys DIR, a folder holding each camera's public key (the .pub file "
+            "next to its signing key, or made by `edge keygen`), so that only reads your cameras signed verify; "
+            "on a test rig, pass --trust-named-keys to accept the key each read names (an integrity check only)"
+        )
+    from edge.signing import load_trusted_keys
+
+    return load_trusted_keys(args.keys)  # refuses a folder without a .pub: every read would then fail to verify
+
+
 def run(args: argparse.Namespace) -> int:
     from edge.receive import Receiver
 
@@ -62,16 +94,7 @@ def run(args: argparse.Namespace) -> int:
         path = getattr(args, name)
         if path is not None and not path.is_file():
             raise ConfigError(f"--{name.replace('_', '-')} {path}: file not found")
-    trusted = None
-    if args.keys is not None:
-        from edge.signing import load_trusted_keys
-
-        trusted = load_trusted_keys(args.keys)
-    else:
-        # verified = 1 then means "intact", not "from our camera": anyone who can publish can sign with a key of their own.
-        print("note: no --keys given: each read is checked with the public key it names, so verified = 1 shows a read "
-              "is intact, not which camera made them. Give --keys DIR (the cameras' .pub files) to check who signed.",
-              file=sys.stderr)
+    trusted = _trusted_keys(args)
 
     def emit(row: dict[str, Any]) -> None:
         print(json.dumps(row, separators=(",", ":"), ensure_ascii=False), flush=True)

@@ -80,9 +80,17 @@ def test_what_edge_receive_prints_verifies_with_edge_verify(broker: Broker, pki:
     cfg = tmp_path / f"{camera}.toml"
     cfg.write_text(f'[mqtt]\nusername = "{camera}"\npassword_file = "{pki.password_file(camera)}"\nca_file = "{pki.ca_file}"\n')
     out = tmp_path / "backoffice"
+    # As deployed: the camera's key made beforehand, its .pub in the back office's trusted keys (`edge receive --keys`).
+    key = tmp_path / "spool" / camera / "signing.key"
+    made = subprocess.run([sys.executable, "-m", "edge", "keygen", "--camera", camera, "--out", str(key)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / f"{camera}.pub").write_bytes((tmp_path / "spool" / camera / "signing.key.pub").read_bytes())
     receiver = subprocess.Popen(
         [sys.executable, "-m", "edge", "receive", "--broker", broker.url, "--out", str(out), "--username", BACKOFFICE,
-         "--password-file", str(pki.password_file(BACKOFFICE)), "--ca-file", str(pki.ca_file)],
+         "--password-file", str(pki.password_file(BACKOFFICE)), "--ca-file", str(pki.ca_file), "--keys", str(keys)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
     log: list[str] = []
@@ -102,9 +110,7 @@ def test_what_edge_receive_prints_verifies_with_edge_verify(broker: Broker, pki:
         receiver.wait(timeout=30)
     printed = receiver.stdout.read()
     assert len(printed.splitlines()) == len(passes)
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / f"{camera}.pub").write_bytes((tmp_path / "spool" / camera / "signing.key.pub").read_bytes())
+    assert {json.loads(line)["received"]["key_trust"] for line in printed.splitlines()} == {"trusted"}
     verify = subprocess.run(
         [sys.executable, "-m", "edge", "verify", "--keys", str(keys), "--images", str(out / "images"), "--require-images", "-"],
         input=printed, capture_output=True, text=True, timeout=60, cwd=ROOT,

@@ -193,11 +193,12 @@ def test_audit_verify_with_an_anchor_reports_a_forged_hash_field_instead_of_cras
 # --- edge receive --------------------------------------------------------------------------------
 
 
-def test_edge_receive_without_keys_says_that_verified_means_intact_only(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_edge_receive_without_keys_refuses_to_start_unless_told_to_trust_named_keys(tmp_path: Path, monkeypatch, capsys) -> None:
     """Defect: without --keys the receiver checks each read against the public key the read itself
     names, so a read made up and signed by anyone with broker access is stored with verified = 1.
-    `edge verify` says so; `edge receive` said nothing, and an operator took verified = 1 for
-    "came from our camera". It now says so at start (stderr), as `edge verify` does."""
+    `edge receive` said nothing, and an operator took verified = 1 for "came from our camera".
+    Later it printed a note at start; a back office should be safe by default, so it now refuses
+    to start without --keys DIR unless --trust-named-keys (a test rig) asks for it, and says so."""
     import edge.receive
     from edge.cli import main
 
@@ -213,16 +214,29 @@ def test_edge_receive_without_keys_says_that_verified_means_intact_only(tmp_path
 
     monkeypatch.setattr(edge.receive, "Receiver", FakeReceiver)
     monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own SIGTERM handling
-    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", str(tmp_path / "bo")]) == 0
+    base = ["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", str(tmp_path / "bo")]
+    assert main(base) == 2
     err = capsys.readouterr().err
-    assert "no --keys" in err and "not which camera made them" in err
+    assert "no trusted keys: give --keys DIR" in err and "--trust-named-keys" in err
+    assert not (tmp_path / "bo").exists()  # refused before anything was created or subscribed
+    assert main([*base, "--trust-named-keys"]) == 0
+    err = capsys.readouterr().err
+    assert "--trust-named-keys" in err and "not which camera made it" in err
     keys = tmp_path / "keys"
     keys.mkdir()
+    assert main([*base, "--keys", str(keys)]) == 2  # an empty folder: every read would fail to verify
+    assert "no *.pub public keys" in capsys.readouterr().err
     from edge.signing import write_public_key
 
     write_public_key(keys / "cam1.pub", Signer.generate("cam1")._key.public_key(), "cam1")
-    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", str(tmp_path / "bo"), "--keys", str(keys)]) == 0
-    assert "no --keys" not in capsys.readouterr().err
+    assert main([*base, "--keys", str(keys)]) == 0
+    assert "not which camera made it" not in capsys.readouterr().err
+    try:  # both at once make no sense: argparse refuses them (exit 2)
+        main([*base, "--keys", str(keys), "--trust-named-keys"])
+    except SystemExit as done:
+        assert done.code == 2
+    else:
+        raise AssertionError("--keys with --trust-named-keys was accepted")
 
 
 def test_a_different_record_under_a_stored_read_id_is_kept_and_a_genuine_one_displaces_a_forgery(tmp_path: Path) -> None:
@@ -308,9 +322,9 @@ def test_edge_receive_retention_hours_runs_retention_passes(tmp_path: Path, monk
     monkeypatch.setattr(edge.receive, "Receiver", OnePass)
     monkeypatch.setattr(signal, "signal", lambda *args: None)
     out = str(tmp_path / "bo")
-    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", out, "--retention-hours", "1"]) == 0
+    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", out, "--retention-hours", "1", "--trust-named-keys"]) == 0
     assert left == [["new"]]
-    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", out]) == 0  # no limit given: nothing deleted
+    assert main(["receive", "--broker", "mqtt://127.0.0.1:1883", "--out", out, "--trust-named-keys"]) == 0  # no limit: nothing deleted
     assert left[-1] == ["new"]
 
 
