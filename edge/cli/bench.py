@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, metavar="OUT", help="write an HTML report (index.html, plots, thumbnails of misses) to OUT")
     p.add_argument("--backends", default=None, help=f"comma-separated, side by side: {', '.join(BACKENDS)} (default: the config's reader)")
     p.add_argument("--config", type=Path, help="camera config (detector, reader and tracking settings)")
+    p.add_argument("--countries", help="override [reader] countries, comma-separated, most likely first (e.g. SK,CZ for Slovak scenes): "
+                   "the plate grammars the readings are ranked by; the default config's are GB")
     p.add_argument("--split", choices=("all", "train", "test"), default="all", help="only images of this split (edge.labels.split_of); figures are published on 'test'")
     p.add_argument("--limit", type=positive_int, help="only the first N images (a quick look)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime and OpenCV threads (default 1: one core)")
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from edge.config import load_camera_config
 
     cfg = load_camera_config(args.config)
+    if args.countries:
+        cfg = cfg.with_overrides(reader={"countries": tuple(c.strip() for c in args.countries.split(",") if c.strip())})
     if args.threads != 1:
         cfg = cfg.with_overrides(detector={"threads": args.threads}, reader={"threads": args.threads})
     backends = parse_backends(args.backends, cfg.reader.backend.value)
@@ -186,7 +190,7 @@ def _run_child(args: argparse.Namespace, backend: str) -> Any:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "edge", "-q", "bench", str(args.folder), "--backends", backend,
                "--split", args.split, "--threads", str(args.threads), "--result-file", str(out)]
-        for flag, value in (("--config", args.config), ("--limit", args.limit), ("--fold", args.fold or None), ("--repeat", args.repeat)):
+        for flag, value in (("--config", args.config), ("--countries", args.countries), ("--limit", args.limit), ("--fold", args.fold or None), ("--repeat", args.repeat)):
             if value is not None:
                 cmd += [flag, str(value)]
         cmd += [flag for flag, on in (("--no-track", args.no_track), ("--overlap", args.overlap)) if on]

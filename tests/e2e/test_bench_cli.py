@@ -110,3 +110,21 @@ def test_backends_side_by_side_run_in_their_own_processes() -> None:
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(summary["backends"]) == {"onnx", "tesseract"}
     assert summary["backend"] == "onnx" and summary["backends"]["tesseract"]["images"] == 2
+
+
+def test_countries_reach_the_reader_config(monkeypatch) -> None:
+    folder = SAMPLES / "singles"
+    seen = []
+
+    def pipeline(cfg, backend):
+        seen.append(cfg.reader.countries)
+        return LabelEcho(folder)
+
+    monkeypatch.setattr("edge.cli.bench.pipeline_for", pipeline)
+    assert main(["bench", str(folder), "--limit", "1", "--countries", "sk, cz"]) == 0
+    assert seen == [("SK", "CZ")]
+
+
+def test_an_unknown_country_is_a_usage_error_naming_it(capsys) -> None:
+    assert main(["bench", str(SAMPLES / "singles"), "--countries", "GB,XX"]) == 2
+    assert "XX" in capsys.readouterr().err
