@@ -73,7 +73,7 @@ def _trusted_keys(args: argparse.Namespace) -> dict[str, bytes] | None:
         return None
     if args.keys is None:
         raise ConfigError(
-            "edge receive: no trusted keys: give --keys DIR, a folder holding each camera's public key (the .pub file "
+            "no trusted keys: give --keys DIR, a folder holding each camera's public key (the .pub file "
             "next to its signing key, or made by `edge keygen`), so that only reads your cameras signed verify; "
             "on a test rig, pass --trust-named-keys to accept the key each read names (an integrity check only)"
         )
