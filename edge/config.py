@@ -154,6 +154,9 @@ class FeedKind(str, Enum):
     HITS_ONLY = "hits_only"
 
 
+RESERVED_FEED_NAMES = frozenset({"status"})
+
+
 class FeedConfig(_Section):
     name: str = Field(description="Feed name; its MQTT topic is <prefix>/<camera>/<name> ('reads' is the full feed's)")
     kind: FeedKind = Field(description="'full', 'pseudonymised' (keyed HMAC instead of plate) or 'hits_only' (hotlist matches)")
@@ -166,6 +169,10 @@ class FeedConfig(_Section):
     def _topic_safe(cls, v: str) -> str:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", v):
             raise ValueError(f"feed name {v!r} must be 1-32 lower-case letters, digits, '_' or '-'")
+        if v in RESERVED_FEED_NAMES:
+            # A feed's reads go to <prefix>/<camera>/<name>: one named "status" would send plates to the
+            # heartbeat topic, which monitoring accounts may read (deploy/mosquitto/edge.acl).
+            raise ValueError(f"feed name {v!r} is reserved for the camera's {v} topic; choose another name")
         return v
 
     @model_validator(mode="after")

@@ -51,6 +51,13 @@ def test_feed_kinds_need_their_files(tmp_path):
         load_camera_config(p)
 
 
+def test_a_feed_cannot_take_the_status_topic(tmp_path):
+    # Its plates would reach <prefix>/<camera>/status, which monitoring accounts may read.
+    p = write(tmp_path, '[[privacy.feeds]]\nname = "status"\nkind = "full"\n')
+    with pytest.raises(ConfigError, match="'status' is reserved"):
+        load_camera_config(p)
+
+
 def test_relative_paths_resolve_against_the_config_file(tmp_path):
     p = write(tmp_path, '[camera]\ncalibration = "cal/demo.toml"\n')
     cfg = load_camera_config(p)
