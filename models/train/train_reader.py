@@ -189,7 +189,10 @@ def main(argv: list[str] | None = None) -> None:
 
     model = PlateCTC(args.width)
     if args.init:
-        ckpt = torch.load(args.init, map_location="cpu")
+        # Checkpoints written before the arguments were saved as plain strings hold a PosixPath (--init):
+        # allowed by name, so the safe weights-only loader still refuses anything else.
+        with torch.serialization.safe_globals([type(Path())]):
+            ckpt = torch.load(args.init, map_location="cpu", weights_only=True)
         if float(ckpt.get("width", 1.0)) != args.width:
             raise SystemExit(f"--init {args.init}: checkpoint width {ckpt.get('width')} differs from --width {args.width}")
         model.load_state_dict(ckpt["model"])
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step}: real train crops exact (greedy) {watch()}", flush=True)
     elapsed = time.monotonic() - start
     print(f"trained {step} steps, {step * args.batch} samples in {elapsed:.0f}s; real train crops exact {watch()}", flush=True)
-    torch.save({"model": model.state_dict(), "width": args.width, "args": vars(args) | {"data": str(args.data), "out": str(args.out)}},
+    torch.save({"model": model.state_dict(), "width": args.width, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
                args.out / "reader.pt")
     meta = {"training": {"steps": step, "samples": step * args.batch, "seconds": round(elapsed), "seed": args.seed,
                          "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
