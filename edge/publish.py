@@ -413,7 +413,12 @@ class Publisher:
         busy = bool(self._inflight) or self._has_work()
         rc = self._client.loop(timeout=0.005 if busy else 0.05)
         if rc != mqtt.MQTT_ERR_SUCCESS and (self._connected or self._connack_deadline is not None):
-            self._lost(f"broker {self.broker}: connection lost ({mqtt.error_string(rc)})")
+            message = f"broker {self.broker}: connection lost ({mqtt.error_string(rc)})"
+            if not self._connected and self.broker.tls and self.cfg.cert_file is None:
+                # Under TLS 1.3 a broker that requires a client certificate refuses it only after the
+                # handshake, so all the client sees is a connection closed before the CONNACK.
+                message += " before the broker answered the connect; if it requires client certificates, set mqtt.cert_file and key_file"
+            self._lost(message)
             return
         if self._connack_deadline is not None and time.monotonic() > self._connack_deadline:
             self._client.disconnect()

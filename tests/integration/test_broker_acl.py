@@ -369,6 +369,7 @@ def test_option_b_client_certificates_name_the_camera(cert_site: SiteBroker, tmp
             wait_for(lambda: no_cert.status()["mqtt"]["last_error"] is not None, 10,
                      "the connection without a certificate to fail")
             assert no_cert.status()["mqtt"]["connects"] == 0 and spool.depth() == 1
+            assert "set mqtt.cert_file" in no_cert.status()["mqtt"]["last_error"]  # the fix is named, not only "connection lost"
         finally:
             no_cert.stop()
     finally:
