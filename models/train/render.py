@@ -12,7 +12,7 @@ scaled to the plate's character box, with per-plate stroke weight and per-charac
 squeeze, so that the reader sees many glyph styles instead of one font's metrics.
 
     rng = np.random.default_rng(0)
-    plate = random_plate(rng, "GB")          # RenderedPlate(image, text, country, plate_format, colour, lines)
+    plate = random_plate(rng, "GB")          # RenderedPlate(image, text, country, plate_format, colour, lines, band)
     cv2.imwrite("plate.png", plate.image)
 """
 
@@ -61,6 +61,7 @@ class RenderedPlate:
     plate_format: str  # e.g. "gb_current", "gb_prefix", "sk", "us_generic"
     colour: str  # "yellow" | "white" | "grey" | "blue" ...: the plate background
     lines: int  # 1 or 2
+    band: str = "none"  # the left band drawn: "green" (UK zero-emission flash), "blue" (UK/GB or EU identifier), "none"
 
 
 # ---------------------------------------------------------------------------
@@ -394,7 +395,8 @@ def _draw_union_flag(img: np.ndarray, x: int, y: int, w: int, h: int) -> None:
     img[y : y + h, x : x + w] = flag
 
 
-def _draw_gb_band(rng: np.random.Generator, img: np.ndarray, bw: int, font: Path) -> None:
+def _draw_gb_band(rng: np.random.Generator, img: np.ndarray, bw: int, font: Path) -> str:
+    """A UK band, blue with the identifier or (one in five) the green zero-emission flash; returns which."""
     h = img.shape[0]
     green = rng.random() < 0.2  # zero-emission "green flash"
     img[:, :bw] = (80, 160, 0) if green else (153, 51, 0)
@@ -411,6 +413,7 @@ def _draw_gb_band(rng: np.random.Generator, img: np.ndarray, bw: int, font: Path
     code = "UK" if rng.random() < 0.6 else "GB"
     th = int(h * 0.26)
     _draw_text_small(img, code, max(1, bw // 2 - int(th * 0.65)), int(h * 0.6), th, (240, 240, 240), font)
+    return "green" if green else "blue"
 
 
 def _layout_rows(groups: list[str], lines: int) -> list[list[str]]:
@@ -461,11 +464,15 @@ def random_plate(
         raise ValueError(f"lines must be 1 or 2, got {lines}")
     fonts = font_paths()
     font = fonts[int(rng.integers(len(fonts)))]
-    image = _draw_plate(rng, country, groups, colour, lines, height_px, font, fonts[0])
-    return RenderedPlate(image=image, text=text, country=country, plate_format=fmt, colour=colour, lines=lines)
+    image, band = _draw_plate(rng, country, groups, colour, lines, height_px, font, fonts[0])
+    return RenderedPlate(image=image, text=text, country=country, plate_format=fmt, colour=colour, lines=lines, band=band)
 
 
-def _draw_plate(rng, country, groups, colour, lines, H, font, small_font) -> np.ndarray:
+def _draw_plate(rng, country, groups, colour, lines, H, font, small_font) -> tuple[np.ndarray, str]:
+    """The plate image and the left band drawn on it ("green", "blue" or "none").
+
+    The band is reported, never drawn differently: the random numbers drawn and their order are
+    those of every earlier version, so seeds reproduce the same plates (sample frames, test fixtures)."""
     us_like = country in ("US",) or (country == "BR" and rng.random() < 0.3)
     if lines == 2:
         aspect = rng.uniform(1.25, 1.45)
@@ -482,14 +489,15 @@ def _draw_plate(rng, country, groups, colour, lines, H, font, small_font) -> np.
     ink = _ink_colour(rng, country, colour)
 
     # Left band: EU countries mostly, GB sometimes, never US/BR-old.
-    band_w = 0
+    band_w, band = 0, "none"
     if lines == 1 and not us_like:
         if country in EU_BAND_CODES and rng.random() < 0.85:
             band_w = int(H * rng.uniform(0.33, 0.42))
             _draw_eu_band(img, band_w, EU_BAND_CODES[country], small_font)
+            band = "blue"
         elif country == "GB" and rng.random() < 0.45:
             band_w = int(H * rng.uniform(0.33, 0.42))
-            _draw_gb_band(rng, img, band_w, small_font)
+            band = _draw_gb_band(rng, img, band_w, small_font)
         elif country == "BR" and rng.random() < 0.5:  # Mercosur top band
             img[: int(H * 0.18)] = (150, 60, 0)
 
@@ -546,7 +554,7 @@ def _draw_plate(rng, country, groups, colour, lines, H, font, small_font) -> np.
                 cv2.circle(img, (sx, sy), r, (90, 90, 90), 1)
     # Rounded dark outline of the plate edge (the holder shows around it in the scene).
     cv2.rectangle(img, (0, 0), (W - 1, H - 1), (60, 60, 60), 1)
-    return img
+    return img, band
 
 
 if __name__ == "__main__":  # a contact sheet for eyeballing: python -m models.train.render out.png
