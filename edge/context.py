@@ -187,6 +187,7 @@ def build_read(
             for a in reading.alternatives[: cfg.reader.max_alternatives]
         ],
         "colour": reading.colour.value,
+        "band": reading.band.value,
         "plate_box": box.as_list(),
         "plate_corners": _corners(track),
         "frame_size": [frame.width, frame.height],

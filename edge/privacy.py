@@ -43,6 +43,8 @@ Dropped:
     the plates a pseudonym can stand for to a few, sometimes to one vehicle);
   colour (the background: "other" picks out foreign and historic plates; yellow or white
     only repeats the direction);
+  band (a green zero-emission flash or a blue identifier band: few vehicles carry either, so
+    it narrows the plates a pseudonym can stand for);
   plate_box, plate_corners, frame_size, frames (exact pixel positions and the track's
     length: they match a record to imagery or to the full record of the same pass, and
     the box's size tells one plate style from another);
@@ -488,8 +490,8 @@ def _feed_text(cfg: CameraConfig, feed: FeedConfig, n: int) -> list[str]:
             "travel (and whether it is the wrong way), the time to the whole second and whether the clock was "
             "synchronised, the speed in whole km/h where measured, the confidence to 2 decimals, and the signature.",
             "   Removed: the plate text, the alternative readings, the per-character confidences (they give the plate's "
-            "length), the plate's country, format and colour (a foreign or old-style plate is rare enough to narrow "
-            "the hash down to a few vehicles), the plate's position and size in the frame, the number of frames, the "
+            "length), the plate's country, format and colour and its left band (a foreign or old-style plate, or a "
+            "green flash, is rare enough to narrow the hash down to a few vehicles), the plate's position and size in the frame, the number of frames, the "
             "exact first, last and chosen-frame times, the models, the processing time, the redaction details and all "
             "images (a patch shows the plate; an overview can show this and other plates), whatever the feed's "
             "'imagery' setting says. Fields added to the full record in future are not sent here unless added to "

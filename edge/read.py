@@ -22,7 +22,7 @@ from edge.config import CameraConfig, ReaderBackend
 from edge.errors import ModelError
 from edge.onnx import OnnxModel, load_model
 from edge.plates.decode import ALPHABET, Decoded, Lattice, best_path, decode
-from edge.plates.image import batch_input, is_two_line, plate_colour, plate_input
+from edge.plates.image import batch_input, is_two_line, plate_band, plate_colour, plate_input
 from edge.types import Alternative, Detection, PlateColour, PlateReading
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def _reading(decoded: list[Decoded], crop: np.ndarray, backend: str, colour: Pla
         plate_format=best.format_name,
         colour=plate_colour(crop) if colour is None else colour,
         backend=backend,
+        band=plate_band(crop),  # the same crop as the colour: a track takes both from one observation
     )
 
 

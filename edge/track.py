@@ -314,6 +314,7 @@ def vote(readings: list[PlateReading]) -> PlateReading:
         plate_format=template.plate_format if exact else None,
         colour=template.colour,
         backend=template.backend,
+        band=template.band,  # from the same observation as the colour
     )
 
 

@@ -107,6 +107,15 @@ class PlateColour(str, Enum):
     UNKNOWN = "unknown"
 
 
+class PlateBand(str, Enum):
+    """The band at a plate's left edge (edge.plates.image.plate_band)."""
+
+    GREEN = "green"  # UK zero-emission "green flash": what clean-air-zone cameras look for
+    BLUE = "blue"  # national identifier band: UK/GB, or the EU band
+    NONE = "none"  # no band
+    UNKNOWN = "unknown"  # grey (infrared) or too small a crop, or a car body of the band's colour around it
+
+
 @dataclass(frozen=True)
 class Alternative:
     text: str
@@ -128,6 +137,7 @@ class PlateReading:
     plate_format: str | None = None  # e.g. "gb_current"
     colour: PlateColour = PlateColour.UNKNOWN
     backend: str = ""
+    band: PlateBand = PlateBand.UNKNOWN  # from the same crop as `colour`
 
     def __post_init__(self) -> None:
         if not _PLATE_TEXT.fullmatch(self.text):

@@ -74,6 +74,7 @@ def _plate_json(reading: PlateReading, box: list[int], score: float | None, corn
         "country": reading.country,
         "format": reading.plate_format,
         "colour": reading.colour.value,
+        "band": reading.band.value,
         "backend": reading.backend,
     }
     if score is not None:

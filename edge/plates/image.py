@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from edge.types import PlateColour
+from edge.types import PlateBand, PlateColour
 
 # One-line plates are at least about 2:1 (US) and mostly 4.5:1; square plates are about 1.3:1.
 TWO_LINE_ASPECT = 1.65
@@ -147,6 +147,111 @@ def plate_colour(crop: np.ndarray) -> PlateColour:
     if 12 <= hue <= 40:  # OpenCV hue is 0-180; yellow is about 30
         return PlateColour.YELLOW
     return PlateColour.OTHER
+
+
+# The left band (plate_band). Geometry is in plate heights, the unit the band is specified in: a
+# UK or EU band is about 0.33-0.42 plate heights wide (BS AU 145e: 50 mm of a 111 mm plate).
+BAND_MIN_HEIGHT = 12  # px: below this a band is a column or two of blurred pixels
+_BAND_ROWS = 24  # the band thumbnail's height; one row is 1/24 of the crop
+_BAND_COLS_PER_PLATE_H = 16  # its columns: one is 1/16 of a plate height, a band 5 to 7 of them
+_BAND_LOOK = 1.0  # plate heights looked at right of the plate's left edge: the band and some face
+_BAND_WIDTH = (2, 12)  # columns: 0.12 to 0.75 plate heights, perspective and blur included
+_BAND_START = 5  # columns: a band starts within 0.3 plate heights of where the plate's left edge should be
+_BAND_FILL = 0.5  # fraction of a column's plate rows in the band's colour (the flag and 'UK' cover the rest)
+_FACE_FILL = 0.3  # the face right of the band: at most this much of it in the band's colour
+_AROUND = 1 / 3  # at most this share of the band's columns may show its colour above or below the plate
+_SAME_HUE = 12  # OpenCV hue steps (0-180): paint around the plate this close to the band's hue is "the same colour"
+_GREY_SPREAD = 6  # levels: channels this close everywhere are a monochrome (infrared) image
+# OpenCV hue (0-180), saturation and value: a band is printed in strong, saturated colour; car paint
+# seen through dirt, shadow or a dull exposure mostly falls below the saturation floor.
+_SAT, _VAL = 90, 40
+_GREEN = ((38, _SAT, _VAL), (91, 255, 255))  # the green flash (hue about 75); yellow (about 25) stays out
+_BLUE = ((92, _SAT, _VAL), (132, 255, 255))  # UK and EU blue (about 110)
+
+
+def plate_band(crop: np.ndarray, margin: float = 0.1) -> PlateBand:
+    """The band at the left of a plate crop: the green zero-emission flash, a blue identifier band, none.
+
+    `crop` is the reader's crop (edge.read.crop_plate), with `margin` of the plate's size around
+    the plate, so its left edge is expected `margin / (1 + 2 margin)` of the way in. A band is a run
+    of columns next to that edge that are saturated green or blue across the plate's rows, with the
+    plate's face right of it and, above and below it, not the same colour: car paint of the band's
+    colour fills the crop's outer rows too. Where paint of the band's colour around the plate cannot
+    be told from a band, the answer is UNKNOWN, as it is for grey (infrared) crops and crops under
+    BAND_MIN_HEIGHT px tall.
+    """
+    if crop.ndim != 3 or crop.shape[2] < 3 or crop.shape[0] < BAND_MIN_HEIGHT or crop.shape[1] < 2:
+        return PlateBand.UNKNOWN
+    crop = crop[..., :3]
+    if crop.dtype == np.uint16:
+        crop = (crop >> 8).astype(np.uint8)
+    h, w = crop.shape[:2]
+    plate_h = h / (1 + 2 * margin)
+    edge = w * margin / (1 + 2 * margin)  # where the plate's left edge should be, in crop pixels
+    x1 = min(w, max(2, round(edge + _BAND_LOOK * plate_h)))
+    cols = max(4, round(x1 / plate_h * _BAND_COLS_PER_PLATE_H))
+    # Averaging over thumbnail cells: a fixed cost at any crop size, and it evens out noise and JPEG blocks.
+    thumb = cv2.resize(crop[:, :x1], (cols, _BAND_ROWS), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
+    start = int(edge / x1 * cols)  # the plate's left edge in thumbnail columns
+    # Most crops have nothing green or blue at the left: one look at both colours settles those.
+    if _band_run(hsv, cv2.inRange(hsv, _GREEN[0], _BLUE[1]), start, quick=True):
+        found = [_band_run(hsv, cv2.inRange(hsv, *bounds), start) for bounds in (_GREEN, _BLUE)]
+        if "band" in found:
+            return PlateBand.GREEN if found[0] == "band" else PlateBand.BLUE  # a blue flag on a green flash is still green
+        if "body" in found:
+            return PlateBand.UNKNOWN
+    b, g, r = cv2.split(thumb)
+    spread = max(cv2.minMaxLoc(cv2.absdiff(b, g))[1], cv2.minMaxLoc(cv2.absdiff(g, r))[1])
+    return PlateBand.UNKNOWN if spread <= _GREY_SPREAD else PlateBand.NONE  # grey: a band could not show
+
+
+def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, quick: bool = False) -> str:
+    """In a band thumbnail (HSV) and its mask of one colour (255 = in colour): "band", "body" (the
+    colour fills the plate's rows where the band would be and the rows around it, as car paint does),
+    or "" (no band of the colour). `quick`: only whether any column where a band could be is coloured."""
+    rows = mask.shape[0]
+    r0, r1 = rows // 5, rows - rows // 5  # the plate's rows, well inside its top and bottom edges
+    fill = (cv2.reduce(mask[r0:r1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0] / (255.0 * (r1 - r0))).tolist()
+    coloured = [f >= _BAND_FILL for f in fill]
+    if not any(coloured[: start + _BAND_START + 1]):
+        return ""  # the common case: nothing of this colour at the left
+    if quick:
+        return "coloured"
+    lo_w, hi_w = _BAND_WIDTH
+    x = 0
+    while x <= start + _BAND_START and x < len(coloured):
+        if not coloured[x]:
+            x += 1
+            continue
+        end = x
+        while end < len(coloured) and coloured[end]:
+            end += 1
+        if end > start:  # reaches into the plate
+            painted = _painted_around(hsv, mask, x, end, r0, r1) > _AROUND
+            face = fill[end + 1 : end + 4]  # a column of blur between band and face is skipped
+            if not painted and lo_w <= end - x <= hi_w and face and max(face) < _FACE_FILL:
+                return "band"
+            # Paint beside the plate ends near its edge; paint running well into where a band would be
+            # may be a band of the car's own colour.
+            if painted and end > start + _BAND_WIDTH[0] + 1:
+                return "body"
+        x = end
+    return ""
+
+
+def _painted_around(hsv: np.ndarray, mask: np.ndarray, x0: int, x1: int, r0: int, r1: int) -> float:
+    """Share of columns x0..x1 whose top or bottom thumbnail row is of the colour seen in their plate
+    rows (mask and hue within _SAME_HUE of its median there): paint around the plate, not a printed band."""
+    if x1 <= x0:
+        return 0.0
+    inside = mask[r0:r1, x0:x1] > 0
+    if not inside.any():
+        return 0.0
+    hue = float(np.median(hsv[r0:r1, x0:x1, 0][inside]))
+    outer = hsv[[0, -1], x0:x1]
+    same = (mask[[0, -1], x0:x1] > 0) & (np.abs(outer[..., 0].astype(np.int16) - hue) <= _SAME_HUE)
+    return float(same.any(axis=0).mean())
 
 
 # Order statistics of 8-bit values from their histogram: the same numbers as np.partition and

@@ -31,7 +31,7 @@ ALLOWED = {
 # Fields of the full record that could spell the plate, narrow it down, match the record to imagery, or
 # join it to the full feed's record of the same pass. None may reappear on the pseudonymised feed.
 RE_IDENTIFYING = [
-    "plate", "alternatives", "char_confidences", "country", "plate_format", "colour", "plate_box", "plate_corners",
+    "plate", "alternatives", "char_confidences", "country", "plate_format", "colour", "band", "plate_box", "plate_corners",
     "frame_size", "frames", "models", "reader_backend", "calibration", "processing_ms", "imagery_level", "redaction",
     "hotlist", "image_data",
 ]
