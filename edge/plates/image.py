@@ -156,16 +156,19 @@ _BAND_ROWS = 24  # the band thumbnail's height; one row is 1/24 of the crop
 _BAND_COLS_PER_PLATE_H = 16  # its columns: one is 1/16 of a plate height, a band 5 to 7 of them
 _BAND_LOOK = 1.0  # plate heights looked at right of the plate's left edge: the band and some face
 _BAND_WIDTH = (2, 12)  # columns: 0.12 to 0.75 plate heights, perspective and blur included
+_BAND_MIN_PX = 3  # and at least this many crop pixels: JPEG's colour is at half resolution, its fringes 1-2 px
 _BAND_START = 5  # columns: a band starts within 0.3 plate heights of where the plate's left edge should be
 _BAND_FILL = 0.5  # fraction of a column's plate rows in the band's colour (the flag and 'UK' cover the rest)
 _FACE_FILL = 0.3  # the face right of the band: at most this much of it in the band's colour
 _AROUND = 1 / 3  # at most this share of the band's columns may show its colour above or below the plate
 _SAME_HUE = 12  # OpenCV hue steps (0-180): paint around the plate this close to the band's hue is "the same colour"
+_PAINT_SAT = 0.6  # ... if it is at least this fraction as saturated
 _GREY_SPREAD = 6  # levels: channels this close everywhere are a monochrome (infrared) image
 # OpenCV hue (0-180), saturation and value: a band is printed in strong, saturated colour; car paint
 # seen through dirt, shadow or a dull exposure mostly falls below the saturation floor.
 _SAT, _VAL = 90, 40
-_GREEN = ((38, _SAT, _VAL), (91, 255, 255))  # the green flash (hue about 75); yellow (about 25) stays out
+_GREEN = ((45, _SAT, _VAL), (91, 255, 255))  # the green flash (hue about 75); yellow (about 25) and the
+# yellow-green fringes JPEG leaves where a yellow plate meets its surround (up to about 40) stay out
 _BLUE = ((92, _SAT, _VAL), (132, 255, 255))  # UK and EU blue (about 110)
 
 
@@ -190,13 +193,19 @@ def plate_band(crop: np.ndarray, margin: float = 0.1) -> PlateBand:
     edge = w * margin / (1 + 2 * margin)  # where the plate's left edge should be, in crop pixels
     x1 = min(w, max(2, round(edge + _BAND_LOOK * plate_h)))
     cols = max(4, round(x1 / plate_h * _BAND_COLS_PER_PLATE_H))
-    # Averaging over thumbnail cells: a fixed cost at any crop size, and it evens out noise and JPEG blocks.
-    thumb = cv2.resize(crop[:, :x1], (cols, _BAND_ROWS), interpolation=cv2.INTER_AREA)
+    region = crop[:, :x1]
+    if h > 2 * _BAND_ROWS:
+        # Area averaging costs in proportion to the pixels (50 us at 100 px tall): a larger crop is first
+        # sampled to twice the thumbnail, whose 2x2 averaging is then cheap; 4 samples still even out noise.
+        region = cv2.resize(region, (2 * cols, 2 * _BAND_ROWS), interpolation=cv2.INTER_NEAREST)
+    thumb = cv2.resize(region, (cols, _BAND_ROWS), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
     start = int(edge / x1 * cols)  # the plate's left edge in thumbnail columns
+    min_cols = max(_BAND_WIDTH[0], math.ceil(_BAND_MIN_PX * cols / x1))
     # Most crops have nothing green or blue at the left: one look at both colours settles those.
-    if _band_run(hsv, cv2.inRange(hsv, _GREEN[0], _BLUE[1]), start, quick=True):
-        found = [_band_run(hsv, cv2.inRange(hsv, *bounds), start) for bounds in (_GREEN, _BLUE)]
+    either = cv2.inRange(hsv, _GREEN[0], _BLUE[1])
+    if _band_run(hsv, either, start, either, min_cols):
+        found = [_band_run(hsv, cv2.inRange(hsv, *bounds), start, either, min_cols) for bounds in (_GREEN, _BLUE)]
         if "band" in found:
             return PlateBand.GREEN if found[0] == "band" else PlateBand.BLUE  # a blue flag on a green flash is still green
         if "body" in found:
@@ -206,19 +215,25 @@ def plate_band(crop: np.ndarray, margin: float = 0.1) -> PlateBand:
     return PlateBand.UNKNOWN if spread <= _GREY_SPREAD else PlateBand.NONE  # grey: a band could not show
 
 
-def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, quick: bool = False) -> str:
+def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, either: np.ndarray, min_cols: int) -> str:
     """In a band thumbnail (HSV) and its mask of one colour (255 = in colour): "band", "body" (the
     colour fills the plate's rows where the band would be and the rows around it, as car paint does),
-    or "" (no band of the colour). `quick`: only whether any column where a band could be is coloured."""
+    "coloured" (when `mask` is `either`, the mask of both band colours: some column where a band
+    could be is coloured) or "" (no band of the colour). A band is `min_cols` to _BAND_WIDTH[1] columns wide."""
     rows = mask.shape[0]
     r0, r1 = rows // 5, rows - rows // 5  # the plate's rows, well inside its top and bottom edges
-    fill = (cv2.reduce(mask[r0:r1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0] / (255.0 * (r1 - r0))).tolist()
-    coloured = [f >= _BAND_FILL for f in fill]
+    # Per column, how many of the plate's rows are in colour (x 255): a few dozen columns, so plain lists.
+    counts = cv2.reduce(mask[r0:r1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0].tolist()
+    full = 255 * (r1 - r0)
+    coloured = [c >= _BAND_FILL * full for c in counts]
     if not any(coloured[: start + _BAND_START + 1]):
         return ""  # the common case: nothing of this colour at the left
-    if quick:
+    if mask is either:
         return "coloured"
-    lo_w, hi_w = _BAND_WIDTH
+    # Right of a band is the plate's face, white or yellow: neither band colour (a green "band" followed
+    # by blue is green paint beside a blue band).
+    face_counts = cv2.reduce(either[r0:r1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0].tolist()
+    lo_w, hi_w = min_cols, _BAND_WIDTH[1]
     x = 0
     while x <= start + _BAND_START and x < len(coloured):
         if not coloured[x]:
@@ -229,8 +244,8 @@ def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, quick: bool = False
             end += 1
         if end > start:  # reaches into the plate
             painted = _painted_around(hsv, mask, x, end, r0, r1) > _AROUND
-            face = fill[end + 1 : end + 4]  # a column of blur between band and face is skipped
-            if not painted and lo_w <= end - x <= hi_w and face and max(face) < _FACE_FILL:
+            face = face_counts[end + 1 : end + 4]  # a column of blur between band and face is skipped
+            if not painted and lo_w <= end - x <= hi_w and face and max(face) < _FACE_FILL * full:
                 return "band"
             # Paint beside the plate ends near its edge; paint running well into where a band would be
             # may be a band of the car's own colour.
@@ -242,16 +257,18 @@ def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, quick: bool = False
 
 def _painted_around(hsv: np.ndarray, mask: np.ndarray, x0: int, x1: int, r0: int, r1: int) -> float:
     """Share of columns x0..x1 whose top or bottom thumbnail row is of the colour seen in their plate
-    rows (mask and hue within _SAME_HUE of its median there): paint around the plate, not a printed band."""
-    if x1 <= x0:
-        return 0.0
-    inside = mask[r0:r1, x0:x1] > 0
-    if not inside.any():
-        return 0.0
-    hue = float(np.median(hsv[r0:r1, x0:x1, 0][inside]))
-    outer = hsv[[0, -1], x0:x1]
-    same = (mask[[0, -1], x0:x1] > 0) & (np.abs(outer[..., 0].astype(np.int16) - hue) <= _SAME_HUE)
-    return float(same.any(axis=0).mean())
+    rows: paint around the plate, not a printed band. "Of the colour": the hue within _SAME_HUE of its
+    median in the plate rows, at least _PAINT_SAT of its saturation and half a band's brightness (paint
+    in shade counts). The colour JPEG smears a few pixels past a band's ends is far paler: it does not."""
+    inside = mask[r0:r1, x0:x1] > 0  # the run's columns are coloured: never empty
+    hue = _median_u8(hsv[r0:r1, x0:x1, 0][inside])
+    sat = _PAINT_SAT * _median_u8(hsv[r0:r1, x0:x1, 1][inside])
+    painted = 0
+    for row in (0, -1):
+        for i, (h, s, v) in enumerate(hsv[row, x0:x1].tolist()):
+            if abs(h - hue) <= _SAME_HUE and s >= sat and v >= _VAL // 2:
+                painted |= 1 << i
+    return bin(painted).count("1") / (x1 - x0)
 
 
 # Order statistics of 8-bit values from their histogram: the same numbers as np.partition and
