@@ -149,8 +149,8 @@ def plate_colour(crop: np.ndarray) -> PlateColour:
     return PlateColour.OTHER
 
 
-# The left band (plate_band). Geometry is in plate heights, the unit the band is specified in: a
-# UK or EU band is about 0.33-0.42 plate heights wide (BS AU 145e: 50 mm of a 111 mm plate).
+# The left band (plate_band). Geometry is in plate heights, which fix a band's size whatever the plate's
+# length: a UK or EU band is a third to nearly half a plate height wide (the renderer draws 0.33-0.42).
 BAND_MIN_HEIGHT = 12  # px: below this a band is a column or two of blurred pixels
 _BAND_ROWS = 24  # the band thumbnail's height; one row is 1/24 of the crop
 _BAND_COLS_PER_PLATE_H = 16  # its columns: one is 1/16 of a plate height, a band 5 to 7 of them
@@ -159,7 +159,7 @@ _BAND_WIDTH = (2, 12)  # columns: 0.12 to 0.75 plate heights, perspective and bl
 _BAND_MIN_PX = 3  # and at least this many crop pixels: JPEG's colour is at half resolution, its fringes 1-2 px
 _BAND_START = 5  # columns: a band starts within 0.3 plate heights of where the plate's left edge should be
 _BAND_FILL = 0.5  # fraction of a column's plate rows in the band's colour (the flag and 'UK' cover the rest)
-_FACE_FILL = 0.3  # the face right of the band: at most this much of it in the band's colour
+_FACE_FILL = 0.3  # the face right of the band: at most this much of it in either band colour
 _AROUND = 1 / 3  # at most this share of the band's columns may show its colour above or below the plate
 _SAME_HUE = 12  # OpenCV hue steps (0-180): paint around the plate this close to the band's hue is "the same colour"
 _PAINT_SAT = 0.6  # ... if it is at least this fraction as saturated
@@ -204,8 +204,9 @@ def plate_band(crop: np.ndarray, margin: float = 0.1) -> PlateBand:
     min_cols = max(_BAND_WIDTH[0], math.ceil(_BAND_MIN_PX * cols / x1))
     # Most crops have nothing green or blue at the left: one look at both colours settles those.
     either = cv2.inRange(hsv, _GREEN[0], _BLUE[1])
-    if _band_run(hsv, either, start, either, min_cols):
-        found = [_band_run(hsv, cv2.inRange(hsv, *bounds), start, either, min_cols) for bounds in (_GREEN, _BLUE)]
+    either_counts = _plate_row_counts(either)
+    if any(c >= _BAND_FILL * _FULL for c in either_counts[: start + _BAND_START + 1]):
+        found = [_band_run(hsv, cv2.inRange(hsv, *bounds), start, either_counts, min_cols) for bounds in (_GREEN, _BLUE)]
         if "band" in found:
             return PlateBand.GREEN if found[0] == "band" else PlateBand.BLUE  # a blue flag on a green flash is still green
         if "body" in found:
@@ -215,24 +216,21 @@ def plate_band(crop: np.ndarray, margin: float = 0.1) -> PlateBand:
     return PlateBand.UNKNOWN if spread <= _GREY_SPREAD else PlateBand.NONE  # grey: a band could not show
 
 
-def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, either: np.ndarray, min_cols: int) -> str:
+_R0, _R1 = _BAND_ROWS // 5, _BAND_ROWS - _BAND_ROWS // 5  # the plate's rows, well inside its top and bottom edges
+_FULL = 255 * (_R1 - _R0)  # a column's count when all its plate rows are in colour
+
+
+def _plate_row_counts(mask: np.ndarray) -> list[int]:
+    """Per thumbnail column, how many of the plate's rows are in the mask (x 255); a few dozen columns, so a list."""
+    return cv2.reduce(mask[_R0:_R1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0].tolist()
+
+
+def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, either_counts: list[int], min_cols: int) -> str:
     """In a band thumbnail (HSV) and its mask of one colour (255 = in colour): "band", "body" (the
-    colour fills the plate's rows where the band would be and the rows around it, as car paint does),
-    "coloured" (when `mask` is `either`, the mask of both band colours: some column where a band
-    could be is coloured) or "" (no band of the colour). A band is `min_cols` to _BAND_WIDTH[1] columns wide."""
-    rows = mask.shape[0]
-    r0, r1 = rows // 5, rows - rows // 5  # the plate's rows, well inside its top and bottom edges
-    # Per column, how many of the plate's rows are in colour (x 255): a few dozen columns, so plain lists.
-    counts = cv2.reduce(mask[r0:r1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0].tolist()
-    full = 255 * (r1 - r0)
-    coloured = [c >= _BAND_FILL * full for c in counts]
-    if not any(coloured[: start + _BAND_START + 1]):
-        return ""  # the common case: nothing of this colour at the left
-    if mask is either:
-        return "coloured"
-    # Right of a band is the plate's face, white or yellow: neither band colour (a green "band" followed
-    # by blue is green paint beside a blue band).
-    face_counts = cv2.reduce(either[r0:r1], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0].tolist()
+    colour fills the plate's rows where the band would be and the rows around it, as car paint does)
+    or "" (no band of the colour). A band is `min_cols` to _BAND_WIDTH[1] columns wide; `either_counts`
+    are the plate-row counts of both band colours together."""
+    coloured = [c >= _BAND_FILL * _FULL for c in _plate_row_counts(mask)]
     lo_w, hi_w = min_cols, _BAND_WIDTH[1]
     x = 0
     while x <= start + _BAND_START and x < len(coloured):
@@ -243,9 +241,11 @@ def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, either: np.ndarray,
         while end < len(coloured) and coloured[end]:
             end += 1
         if end > start:  # reaches into the plate
-            painted = _painted_around(hsv, mask, x, end, r0, r1) > _AROUND
-            face = face_counts[end + 1 : end + 4]  # a column of blur between band and face is skipped
-            if not painted and lo_w <= end - x <= hi_w and face and max(face) < _FACE_FILL * full:
+            painted = _painted_around(hsv, mask, x, end) > _AROUND
+            # Right of a band is the plate's face, white or yellow: neither band colour (a green "band"
+            # followed by blue is green paint beside a blue band). A column of blur between them is skipped.
+            face = either_counts[end + 1 : end + 4]
+            if not painted and lo_w <= end - x <= hi_w and face and max(face) < _FACE_FILL * _FULL:
                 return "band"
             # Paint beside the plate ends near its edge; paint running well into where a band would be
             # may be a band of the car's own colour.
@@ -255,20 +255,21 @@ def _band_run(hsv: np.ndarray, mask: np.ndarray, start: int, either: np.ndarray,
     return ""
 
 
-def _painted_around(hsv: np.ndarray, mask: np.ndarray, x0: int, x1: int, r0: int, r1: int) -> float:
+def _painted_around(hsv: np.ndarray, mask: np.ndarray, x0: int, x1: int) -> float:
     """Share of columns x0..x1 whose top or bottom thumbnail row is of the colour seen in their plate
     rows: paint around the plate, not a printed band. "Of the colour": the hue within _SAME_HUE of its
     median in the plate rows, at least _PAINT_SAT of its saturation and half a band's brightness (paint
     in shade counts). The colour JPEG smears a few pixels past a band's ends is far paler: it does not."""
-    inside = mask[r0:r1, x0:x1] > 0  # the run's columns are coloured: never empty
-    hue = _median_u8(hsv[r0:r1, x0:x1, 0][inside])
-    sat = _PAINT_SAT * _median_u8(hsv[r0:r1, x0:x1, 1][inside])
-    painted = 0
-    for row in (0, -1):
-        for i, (h, s, v) in enumerate(hsv[row, x0:x1].tolist()):
-            if abs(h - hue) <= _SAME_HUE and s >= sat and v >= _VAL // 2:
-                painted |= 1 << i
-    return bin(painted).count("1") / (x1 - x0)
+    inside = mask[_R0:_R1, x0:x1] > 0  # the run's columns are coloured: never empty
+    hue = _median_u8(hsv[_R0:_R1, x0:x1, 0][inside])
+    sat = _PAINT_SAT * _median_u8(hsv[_R0:_R1, x0:x1, 1][inside])
+    painted = {
+        i
+        for row in (0, -1)
+        for i, (h, s, v) in enumerate(hsv[row, x0:x1].tolist())
+        if abs(h - hue) <= _SAME_HUE and s >= sat and v >= _VAL // 2
+    }
+    return len(painted) / (x1 - x0)
 
 
 # Order statistics of 8-bit values from their histogram: the same numbers as np.partition and
