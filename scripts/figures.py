@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,14 +68,10 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in SAMPLES:
         print(row(f"sample_frames/{name}", "all", bench(ROOT / "sample_frames" / name, [], args.repeat)), flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, countries, extra in SHARED:
-            folder = args.datasets / name
-            if not folder.is_dir():
-                continue
-            cfg = Path(tmp) / f"{name}.toml"
-            cfg.write_text(f"[reader]\ncountries = {json.dumps(countries)}\n")
-            s = bench(folder, ["--split", "test", "--config", str(cfg), *extra], args.repeat)
+    for name, countries, extra in SHARED:
+        folder = args.datasets / name
+        if folder.is_dir():
+            s = bench(folder, ["--split", "test", "--countries", ",".join(countries), *extra], args.repeat)
             print(row(f"{name} ({','.join(countries)})", "test", s), flush=True)
     load = os.getloadavg()[0]
     print(f"\n(one core per process; load average {load:.1f} on {os.cpu_count()} cores when it finished)")
