@@ -26,7 +26,7 @@ from importlib import resources
 from typing import Any
 
 SCHEMA_ID = "edge-anpr/read"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: "band"; the pseudonymised feed narrowed to an allow-list of fields
 
 # Fields a published read may carry that the signature does not cover. Inline
 # imagery (base64) is covered through the hashes under "images" instead, so a
