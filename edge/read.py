@@ -22,7 +22,7 @@ from edge.config import CameraConfig, ReaderBackend
 from edge.errors import ModelError
 from edge.onnx import OnnxModel, load_model
 from edge.plates.decode import ALPHABET, Decoded, Lattice, best_path, decode
-from edge.plates.image import batch_input, is_two_line, plate_band, plate_colour, plate_input
+from edge.plates.image import CROP_MARGIN, batch_input, is_two_line, plate_band, plate_colour, plate_input
 from edge.types import Alternative, Detection, PlateColour, PlateReading
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def _plate_shaped(q: np.ndarray) -> bool:
     return bool((turns > 0).all())
 
 
-def crop_plate(image: np.ndarray, detection: Detection, margin: float = 0.1) -> np.ndarray:
+def crop_plate(image: np.ndarray, detection: Detection, margin: float = CROP_MARGIN) -> np.ndarray:
     """The plate cut from a frame with `margin` (a fraction of its size) around it.
 
     With corners, the quadrilateral is warped to a front-on rectangle (margin included), which

@@ -15,6 +15,10 @@ import numpy as np
 
 from edge.types import PlateBand, PlateColour
 
+# The context cut around a plate for reading (edge.read.crop_plate), as a fraction of its size: plate_band
+# finds the plate's left edge from it.
+CROP_MARGIN = 0.1
+
 # One-line plates are at least about 2:1 (US) and mostly 4.5:1; square plates are about 1.3:1.
 TWO_LINE_ASPECT = 1.65
 
@@ -119,16 +123,22 @@ def batch_input(crops: list[np.ndarray], height: int, width: int) -> np.ndarray:
     return batch
 
 
+def _colour_pixels(crop: np.ndarray) -> np.ndarray | None:
+    """The crop's colour channels as 8-bit BGR (what the HSV conversion takes); None for a grey crop."""
+    if crop.ndim != 3 or crop.shape[2] < 3:
+        return None
+    crop = crop[..., :3]  # BGRA: the alpha says nothing of the colour
+    return (crop >> 8).astype(np.uint8) if crop.dtype == np.uint16 else crop
+
+
 def plate_colour(crop: np.ndarray) -> PlateColour:
     """Yellow (UK rear) or white (front, most of Europe) from the crop's bright background pixels.
 
     Grey (infrared) crops carry no colour: they are UNKNOWN rather than guessed.
     """
-    if crop.ndim != 3 or crop.shape[2] < 3 or crop.shape[0] < 2 or crop.shape[1] < 2:
+    crop = _colour_pixels(crop)
+    if crop is None or crop.shape[0] < 2 or crop.shape[1] < 2:
         return PlateColour.UNKNOWN
-    crop = crop[..., :3]  # BGRA: the alpha says nothing of the colour
-    if crop.dtype == np.uint16:  # the HSV conversion below takes 8-bit (or float) pixels only
-        crop = (crop >> 8).astype(np.uint8)
     h, w = crop.shape[:2]
     centre = crop[h // 6 : h - h // 6 or h, w // 8 : w - w // 8 or w]
     # A 64x32 thumbnail says as much as the crop, at a fixed cost. Resizing treats the channels
@@ -172,7 +182,7 @@ _GREEN = ((45, _SAT, _VAL), (91, 255, 255))  # the green flash (hue about 75); y
 _BLUE = ((92, _SAT, _VAL), (132, 255, 255))  # UK and EU blue (about 110)
 
 
-def plate_band(crop: np.ndarray, margin: float = 0.1) -> PlateBand:
+def plate_band(crop: np.ndarray, margin: float = CROP_MARGIN) -> PlateBand:
     """The band at the left of a plate crop: the green zero-emission flash, a blue identifier band, none.
 
     `crop` is the reader's crop (edge.read.crop_plate), with `margin` of the plate's size around
@@ -183,11 +193,9 @@ def plate_band(crop: np.ndarray, margin: float = 0.1) -> PlateBand:
     be told from a band, the answer is UNKNOWN, as it is for grey (infrared) crops and crops under
     BAND_MIN_HEIGHT px tall.
     """
-    if crop.ndim != 3 or crop.shape[2] < 3 or crop.shape[0] < BAND_MIN_HEIGHT or crop.shape[1] < 2:
+    crop = _colour_pixels(crop)
+    if crop is None or crop.shape[0] < BAND_MIN_HEIGHT or crop.shape[1] < 2:
         return PlateBand.UNKNOWN
-    crop = crop[..., :3]
-    if crop.dtype == np.uint16:
-        crop = (crop >> 8).astype(np.uint8)
     h, w = crop.shape[:2]
     plate_h = h / (1 + 2 * margin)
     edge = w * margin / (1 + 2 * margin)  # where the plate's left edge should be, in crop pixels
