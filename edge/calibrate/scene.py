@@ -1,9 +1,9 @@
 """The scene: region of interest, lanes, direction of travel, and the road-plane homography.
 
 Set by hand with `edge calibrate scene` (points on a frame, given on the command
-line because roadside units are headless). The runtime asks:
+line because roadside units are headless). The detector searches only the region of
+interest (edge.detect, which scales it to the frame); the rest of the runtime asks:
 
-- `point_in_roi`: is this detection worth reading?
 - `lane_of`: which lane polygon holds a point?
 - `to_road` / `speed_kmh`: where on the road (metres) and how fast (km/h, with 1-sigma uncertainty)?
 - `direction_of`: towards, away, left or right?
@@ -67,11 +67,6 @@ def fit_homography(image_points, road_points) -> np.ndarray:
 def _inside(polygon: tuple[Point, ...], xy: Point) -> bool:
     contour = np.asarray(polygon, dtype=np.float32).reshape(-1, 1, 2)
     return cv2.pointPolygonTest(contour, (float(xy[0]), float(xy[1])), False) >= 0
-
-
-def point_in_roi(cal: Calibration, xy: Point) -> bool:
-    """Whether a frame point lies in the region of interest (everywhere, when none is set)."""
-    return True if cal.roi is None else _inside(cal.roi, xy)
 
 
 def lane_of(cal: Calibration, xy: Point) -> str | None:

@@ -16,7 +16,6 @@ from edge.calibrate.scene import (
     fit_homography,
     is_wrong_way,
     lane_of,
-    point_in_roi,
     speed_kmh,
     to_road,
 )
@@ -127,15 +126,12 @@ def test_wrong_way():
     assert not is_wrong_way(Calibration(), "away")
 
 
-def test_roi_and_lanes():
+def test_lanes():
     cal = Calibration(
-        roi=((100.0, 300.0), (1200.0, 300.0), (1200.0, 700.0), (100.0, 700.0)),
         lanes=(Lane("1", ((100.0, 300.0), (640.0, 300.0), (640.0, 700.0), (100.0, 700.0))),
                Lane("2", ((640.0, 300.0), (1200.0, 300.0), (1200.0, 700.0), (640.0, 700.0)))),
     )
-    assert point_in_roi(cal, (500, 500)) and not point_in_roi(cal, (50, 500)) and not point_in_roi(cal, (500, 100))
     assert lane_of(cal, (300, 400)) == "1" and lane_of(cal, (900, 400)) == "2" and lane_of(cal, (10, 10)) is None
-    assert point_in_roi(Calibration(), (1e6, -5))  # no region: everything counts
 
 
 def test_scene_command_writes_the_file_and_a_picture(tmp_path, capsys):
