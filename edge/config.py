@@ -96,7 +96,7 @@ class DetectorSection(_Section):
     nms_iou: float = Field(0.45, ge=0.05, le=0.95, description="Overlap above which the weaker of two boxes is dropped")
     motion_gating: bool = Field(True, description="Skip detection when the scene has not changed since the last detection")
     motion_threshold: float = Field(0.002, ge=0, le=0.1, description="Fraction of changed pixels (on a small grey thumbnail) that counts as motion; above 0.1 (a near vehicle's share) detection would almost never run")
-    threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads for this camera")
+    threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads for this camera's detector; also OpenCV's threads for its image work")
 
 
 class ReaderBackend(str, Enum):

@@ -104,6 +104,9 @@ class _Engine:
             overrides["countries"] = tuple(c.strip() for c in args.countries.split(",") if c.strip())
         if overrides:
             cfg = cfg.with_overrides(reader=overrides)
+        import cv2
+
+        cv2.setNumThreads(cfg.detector.threads)  # as a camera does (edge run): `ms` is then one camera's time
         self.reader = load_reader(cfg)
         # Whole images go through the same detect -> crop -> read as the camera (no calibration: stills
         # come from anywhere, so a camera's region of interest and lens do not apply to them).

@@ -49,6 +49,8 @@ def seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    import cv2
+
     from edge.camera import Camera
     from edge.capture import open_source
 
@@ -82,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         relative = "://" not in spec and not spec.isdigit() and not Path(spec).is_absolute()
         hint = f" (a relative path is taken from the working directory, {Path.cwd()})" if relative else ""
         raise SourceError(f"{cfg.source_file}: capture.source: {err}{hint}") from None
+    # OpenCV's own pool would take every core for each resize and colour conversion: one camera per
+    # core on a roadside unit would then contend for all of them. It gets the detector's threads.
+    cv2.setNumThreads(cfg.detector.threads)
     camera = Camera(cfg, source, spool_dir=args.spool)
     progress = sys.stderr if sys.stderr.isatty() and not source.live else None
     return camera.run(stop, once=args.once, flush_timeout_s=args.flush_timeout, progress=progress)

@@ -52,3 +52,37 @@ def test_a_hang_up_stops_the_camera_cleanly_like_sigterm(monkeypatch, tmp_path):
     monkeypatch.setattr(edge.capture, "open_source", lambda spec, cfg: Source())
     monkeypatch.setattr(edge.camera, "Camera", Camera)
     assert main(["run", "--camera", "north", "--source", "rtsp://camera/stream"]) == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_camera_holds_opencv_to_its_detector_threads(monkeypatch, tmp_path, threads):
+    """OpenCV's default pool takes every core for each resize: cameras sharing a unit's cores would contend.
+    The camera gets `detector.threads`, as onnxruntime does."""
+    import cv2
+
+    import edge.camera
+    import edge.capture
+
+    seen: list[int] = []
+
+    class Source:
+        live, name = False, "frames/"
+
+    class Camera:
+        def __init__(self, cfg, source, spool_dir=None):
+            seen.append(cv2.getNumThreads())
+
+        def run(self, stop, once, flush_timeout_s, progress):
+            return 0
+
+    config = tmp_path / "north.toml"
+    config.write_text(f'[camera]\nid = "north"\n[detector]\nthreads = {threads}\n')
+    monkeypatch.setattr(edge.capture, "open_source", lambda spec, cfg: Source())
+    monkeypatch.setattr(edge.camera, "Camera", Camera)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(7)
+    try:
+        assert main(["run", "--camera", "north", "--config", str(config), "--source", "frames/"]) == 0
+    finally:
+        cv2.setNumThreads(before)
+    assert seen == [threads]

@@ -359,3 +359,16 @@ def test_a_weak_reading_works_out_its_plate_colour_once(monkeypatch):
     reading = OnnxReader(model, ("GB",)).read([plate])[0]
     assert model.batches == [1, 1]
     assert reading.text == "AB1XCDE" and reading.colour is PlateColour.WHITE and len(calls) == 1
+
+
+@needs_model
+def test_cli_read_holds_opencv_to_the_detector_threads(tmp_path, capsys):
+    """`ms` is meant as one camera's time: OpenCV may not spread an image's work over every core."""
+    cv2.imwrite(str(tmp_path / "a.png"), _plates()[0].image)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(7)
+    try:
+        assert edge_main(["read", "--crops", "--json", str(tmp_path / "a.png")]) == 0
+        assert cv2.getNumThreads() == 1  # the default configuration's detector.threads
+    finally:
+        cv2.setNumThreads(before)
