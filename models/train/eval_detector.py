@@ -209,7 +209,7 @@ def size_sweep(model, datasets: Path, widths: list[int], threshold: float, nms_i
     """Recall against plate width: each test plate is rescaled to `width` px and placed in a 1920x1080 frame.
 
     Runs once with one window (no calibration) and once as a calibrated camera would, with
-    plate_width_px = (0.85 x width, 300) so the detector tiles the frame.
+    plate_width_px = (0.85 x width, max(300, 1.5 x width)) so the detector tiles the frame.
     """
     from types import SimpleNamespace
 
@@ -221,7 +221,7 @@ def size_sweep(model, datasets: Path, widths: list[int], threshold: float, nms_i
     rows = []
     for width in widths:
         row: dict = {"plate_width_1080p": width}
-        for mode, cal in (("one_window", None), ("tiled", SimpleNamespace(roi=None, plate_width_px=(0.85 * width, 300.0)))):
+        for mode, cal in (("one_window", None), ("tiled", SimpleNamespace(roi=None, plate_width_px=(0.85 * width, max(300.0, 1.5 * width))))):
             detector = OnnxPlateDetector(model, threshold, nms_iou, cal)
             hits = n = 0
             times = []
@@ -231,9 +231,13 @@ def size_sweep(model, datasets: Path, widths: list[int], threshold: float, nms_i
                     continue
                 f = width / box.w
                 small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-                # Spread plates over the frame (tile seams included), not only at its centre.
-                ox = int(960 - (box.x + box.w / 2) * f + (k % 5 - 2) * 300)
-                oy = int(540 - (box.y + box.h / 2) * f + (k % 3 - 1) * 250)
+                # Spread plates over the frame (tile seams included), not only at its centre,
+                # but keep each plate whole inside it.
+                pw, ph = box.w * f, box.h * f
+                cx = min(max(960 + (k % 5 - 2) * 300, pw / 2), 1920 - pw / 2)
+                cy = min(max(540 + (k % 3 - 1) * 250, ph / 2), 1080 - ph / 2)
+                ox = int(cx - (box.x + box.w / 2) * f)
+                oy = int(cy - (box.y + box.h / 2) * f)
                 frame = np.full((1080, 1920, 3), 114, np.uint8)
                 x0, y0, x1, y1 = max(0, ox), max(0, oy), min(1920, ox + small.shape[1]), min(1080, oy + small.shape[0])
                 frame[y0:y1, x0:x1] = small[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
