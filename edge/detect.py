@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 MIN_PLATE_INPUT_PX = 40.0  # narrower plates at the model input are often missed (recall vs width: models/detector.md)
 # A calibrated camera's window is drawn no larger than puts its smallest plate at this width: wider
-# plates cost time and find no more (recall at 63 px wide is already 98 %: models/detector.md).
-PLATE_INPUT_PX = 64.0
+# plates cost time and find no more. Not less: a frame shrunk so far that its close-range plates are
+# 64 px wide loses them (recall 87 % against 97 % for 600 px plates in 1080p: models/detector.md).
+PLATE_INPUT_PX = 96.0
 NET_STRIDE = 32  # the network's coarsest stride (five stride-2 stages): every input side is a multiple of it
 CANVAS_STEP = 64  # a free-size canvas side is a multiple of this (and of NET_STRIDE): fewer sizes, fewer sessions
 MAX_TILES = 6  # bounds the cost of tiling: 6 inferences per frame at most

@@ -230,13 +230,14 @@ def test_a_free_size_model_runs_on_a_canvas_trimmed_to_the_picture():
 
 def test_a_calibrated_camera_draws_its_smallest_plate_at_plate_input_px():
     model = FreeSizePeakModel()
-    cal = SimpleNamespace(roi=((0.0, 540.0), (1919.0, 540.0), (1919.0, 1079.0), (0.0, 1079.0)), plate_width_px=(200.0, 400.0))
+    cal = SimpleNamespace(roi=((0.0, 540.0), (1919.0, 540.0), (1919.0, 1079.0), (0.0, 1079.0)), plate_width_px=(400.0, 800.0))
     det = OnnxPlateDetector(model, 0.4, 0.45, cal)
-    found = det.detect(_frame_with_plate(900, 800, 220, 48))
-    scale = PLATE_INPUT_PX / 200.0  # below the 1/3 that would fit the 1920 x 540 ROI strip into 640 x 384
+    found = det.detect(_frame_with_plate(900, 800, 440, 96))
+    scale = PLATE_INPUT_PX / 400.0  # below the 1/3 that would fit the 1920 x 540 ROI strip into 640 x 384
+    assert scale < 1 / 3
     step = CANVAS_STEP
     assert model.sizes == [(-(-round(540 * scale) // step) * step, -(-round(1920 * scale) // step) * step)]
-    assert len(found) == 1 and found[0].box.iou(Box(900, 800, 220, 48)) > 0.8
+    assert len(found) == 1 and found[0].box.iou(Box(900, 800, 440, 96)) > 0.8
 
 
 def test_a_plate_across_a_tile_seam_is_found_once_and_whole():
