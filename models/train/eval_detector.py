@@ -252,6 +252,36 @@ def size_sweep(model, datasets: Path, widths: list[int], threshold: float, nms_i
     return rows
 
 
+def rotation_sweep(detector: OnnxPlateDetector, datasets: Path, angles: list[float]) -> list[dict]:
+    """Recall against camera roll: each test photo rotated about its centre (grey corners).
+
+    A rotated plate's label is the bounding box of its rotated label box, looser than a detector's
+    box of a tilted plate, so a hit needs IoU 0.4 here, not 0.5.
+    """
+    items = []
+    for folder in TEST_FOLDERS:
+        if (datasets / folder).is_dir():
+            items += [(i, [p.box for p in i.plates if p.box]) for i in load_labelled_folder(datasets / folder) if i.split == "test"]
+    rows = []
+    for angle in angles:
+        hits = n = 0
+        for item, boxes in items:
+            image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+            if image is None or image.max() < 30 or not boxes:  # unreadable, or the all-black frame
+                continue
+            h, w = image.shape[:2]
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            found = detector.detect(cv2.warpAffine(image, m, (w, h), borderValue=(114, 114, 114)))
+            for b in boxes:
+                q = np.array([[b.x, b.y], [b.x + b.w, b.y], [b.x + b.w, b.y + b.h], [b.x, b.y + b.h]], np.float32) @ m[:, :2].T + m[:, 2]
+                (x0, y0), (x1, y1) = q.min(0), q.max(0)
+                truth = Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+                n += 1
+                hits += any(d.box.iou(truth) >= 0.4 for d in found)
+        rows.append({"degrees": angle, "plates": n, "recall_iou_0.4": round(hits / max(n, 1), 4)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.train.eval_detector", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("models/detector.onnx"))
@@ -262,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--latency-frames", type=int, default=0, help="also time detect() on this many 1080p frames")
     parser.add_argument("--size-sweep", type=int, nargs="*", metavar="PX", help="also recall vs plate width: test plates rescaled to these widths in a 1080p frame (e.g. 40 60 90 120 150)")
+    parser.add_argument("--rotate", type=float, nargs="*", metavar="DEG", help="also recall vs camera roll: test photos rotated by these angles (e.g. 0 10 -15 25)")
     parser.add_argument("--reader", choices=["onnx", "tesseract"], help="also measure end-to-end exact-plate accuracy with this reader backend")
     parser.add_argument("--no-corners", action="store_true", help="end to end: crop plates by box only, not rectified by the predicted corners")
     parser.add_argument("--fp-sheet", type=Path, help="write unmatched detections as contact sheets here, to count real false positives by eye")
@@ -282,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.size_sweep:
         cv2.setNumThreads(1)
         out["size_sweep"] = size_sweep(model, args.datasets, args.size_sweep, args.threshold, args.nms_iou)
+    if args.rotate:
+        out["rotation_sweep"] = rotation_sweep(detector, args.datasets, args.rotate)
     if args.latency_frames:
         out["latency_1080p_one_thread"] = latency(detector, args.datasets, args.latency_frames)
     text = json.dumps(out, indent=1)
