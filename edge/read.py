@@ -73,8 +73,8 @@ TWO_LINE_CUTS = (0.4, 0.45, 0.5, 0.55, 0.6)
 # A plate is worth reading negated only if its face may be dark: the median of the middle of the
 # stretched input (-1 black .. 1 white) is below this. Dark characters cover a third of a light
 # plate at most, so its median sits high. On real training crops and 400 rendered validation
-# plates, every negated reading that was right came from a crop with a median below 0.03, and
-# about half of the weak readings are skipped (models/reader.md).
+# plates, every negated reading that was right came from a crop with a median below 0.03; about one
+# real crop in nine passes (models/reader.md).
 DARK_FACE_MEDIAN = 0.1
 
 
@@ -130,18 +130,19 @@ class OnnxReader:
         x = batch_input([crops[i] for i in idx], self.height, self.width)
         probs = self.model.run(x)[0]
         results = [self._decode(p) for p in probs]
-        # Weak readings get second looks that only hard crops pay for; a second look's reading is
-        # kept only when it fits a format and is more confident, so noise never wins.
-        # 1. Light characters on a dark plate: plates that may be dark are read negated. A yellow face
-        # is a light one (UK rear plates): on validation and real crops its negated reading never won,
-        # and blurred yellow plates often pass the darkness test (models/reader.md).
-        weak = [k for k, d in enumerate(results) if self._weak(d)]
-        weak = [k for k, dark in zip(weak, _may_be_dark(x[weak])) if dark] if weak else []
+        # Second looks that only some crops pay for; a second look's reading is kept only when it fits
+        # a format and is more confident, so noise never wins.
+        # 1. Light characters on a dark plate: every plate whose face may be dark is read negated too,
+        # however confident its reading: the model reads many such plates as confident nonsense that
+        # fits a format. A yellow face is a light one (UK rear plates): its negated reading never won
+        # on validation or real crops, and blurred yellow plates often pass the darkness test
+        # (models/reader.md, session 8).
+        dark = np.flatnonzero(_may_be_dark(x)).tolist()
         # The colour is costly (a tenth of the model's time): worked out once per crop, kept for the reading.
-        colours = {k: plate_colour(crops[idx[k]]) for k in weak}
-        weak = [k for k in weak if colours[k] is not PlateColour.YELLOW]
-        if weak:
-            for k, p in zip(weak, self.model.run(-x[weak])[0]):
+        colours = {k: plate_colour(crops[idx[k]]) for k in dark}
+        dark = [k for k in dark if colours[k] is not PlateColour.YELLOW]
+        if dark:
+            for k, p in zip(dark, self.model.run(-x[dark])[0]):
                 self._keep_better(results, k, p)
         # 2. Two-line plates: a tilted plate defeats the cut between the lines, so other cuts are tried.
         weak = [k for k, d in enumerate(results) if self._weak(d) and is_two_line(crops[idx[k]])]

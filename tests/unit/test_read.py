@@ -89,6 +89,15 @@ def test_reads_light_characters_on_a_dark_plate(reader):
     assert reader.read([plate.image])[0].text == "KX68LMN"
 
 
+@needs_model
+def test_reads_plates_whose_light_and_dark_are_swapped(reader):
+    # Negatives of white plates that the model, trained mostly on dark characters, reads as confident
+    # nonsense fitting a format (EG68RAM as 66A, NS20VON as NS0Y0N): that must not stop the negated look.
+    plates = [random_plate(np.random.default_rng(seed), "GB", colour="white", height_px=60) for seed in (18, 22, 24, 35, 45)]
+    readings = reader.read([255 - p.image for p in plates])
+    assert [r.text if r else None for r in readings] == [p.text for p in plates]
+
+
 class _ScriptedModel:
     """Stands in for the ONNX model: answers each run with the next scripted text per input row."""
 
@@ -309,6 +318,18 @@ def test_stretch_of_8_bit_pixels_is_numpys_percentile_stretch_bit_for_bit():
         got = _stretch(grey)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("may_be_dark, runs", [(True, [1, 1]), (False, [1])])
+def test_every_plate_that_may_be_dark_is_read_negated_too(monkeypatch, may_be_dark, runs):
+    # Even a confident reading that fits a format: light characters on a dark face can read as such.
+    import edge.read
+
+    monkeypatch.setattr(edge.read, "_may_be_dark", lambda x: np.full(len(x), may_be_dark))
+    plate = random_plate(np.random.default_rng(8), "GB", text="AB12CDE", colour="white", height_px=40).image
+    model = _ScriptedModel(["AB12CDE"], ["AB12CDE"])
+    assert OnnxReader(model, ("GB",)).read([plate])[0].text == "AB12CDE"
+    assert model.batches == runs
 
 
 @pytest.mark.parametrize("colour, runs", [("yellow", [1]), ("white", [1, 1])])
