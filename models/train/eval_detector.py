@@ -95,8 +95,28 @@ def _same_plate(truth: str, text: str, folder: str) -> bool:
     return truth == text
 
 
-def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ...], reader_for=None, fp_sheet: Path | None = None, use_corners: bool = True) -> dict:
-    """Per-folder figures; `reader_for(folder)` gives the reader for end-to-end accuracy (None: detection only)."""
+def _over(gain: float):
+    return lambda im: np.clip(im.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+# What a camera's picture may suffer, to see which the detector tolerates (`--alter`).
+ALTERATIONS = {
+    "dark0.3": lambda im: (im * 0.3).astype(np.uint8),
+    "dark0.15": lambda im: (im * 0.15).astype(np.uint8),
+    "over2": _over(2.0),
+    "over3": _over(3.0),
+    "gamma0.5": lambda im: cv2.LUT(im, (255 * (np.arange(256) / 255.0) ** 0.5).astype(np.uint8)),
+    "grey": lambda im: cv2.cvtColor(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+    "jpeg15": lambda im: cv2.imdecode(cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 15])[1], cv2.IMREAD_COLOR),
+    "blur2": lambda im: cv2.GaussianBlur(im, (0, 0), 2.0),
+    "lowcontrast": lambda im: (im * 0.4 + 100).astype(np.uint8),
+    "halfres": lambda im: cv2.resize(cv2.resize(im, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), (im.shape[1], im.shape[0])),
+}
+
+
+def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ...], reader_for=None, fp_sheet: Path | None = None, use_corners: bool = True, alter=None) -> dict:
+    """Per-folder figures; `reader_for(folder)` gives the reader for end-to-end accuracy (None: detection only);
+    `alter(image)`, one of ALTERATIONS, is applied to every photo first."""
     results = {}
     total = Tally()
     for folder in folders:
@@ -111,6 +131,8 @@ def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ..
             image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
             if image is None:
                 continue
+            if alter is not None:
+                image = alter(image)
             dets = detector.detect(image)
             gt = [p.box for p in item.plates if p.box is not None]
             matched_g, matched_d = match(gt, [d.box for d in dets])
@@ -292,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--latency-frames", type=int, default=0, help="also time detect() on this many 1080p frames")
     parser.add_argument("--size-sweep", type=int, nargs="*", metavar="PX", help="also recall vs plate width: test plates rescaled to these widths in a 1080p frame (e.g. 40 60 90 120 150)")
+    parser.add_argument("--alter", choices=sorted(ALTERATIONS), help="alter every photo first (exposure, colour, compression, blur)")
     parser.add_argument("--rotate", type=float, nargs="*", metavar="DEG", help="also recall vs camera roll: test photos rotated by these angles (e.g. 0 10 -15 25)")
     parser.add_argument("--reader", choices=["onnx", "tesseract"], help="also measure end-to-end exact-plate accuracy with this reader backend")
     parser.add_argument("--no-corners", action="store_true", help="end to end: crop plates by box only, not rectified by the predicted corners")
@@ -309,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             countries = list(COUNTRIES.get(folder, ("GB",)))
             return load_reader(CameraConfig().with_overrides(reader={"backend": args.reader, "countries": countries}))
     out = {"model": str(args.model), "sha256": model.sha256, "threshold": args.threshold, "reader": args.reader}
-    out["datasets"] = evaluate(detector, args.datasets, tuple(args.folders), reader_for, args.fp_sheet, not args.no_corners)
+    out["alter"] = args.alter
+    out["datasets"] = evaluate(detector, args.datasets, tuple(args.folders), reader_for, args.fp_sheet, not args.no_corners, ALTERATIONS.get(args.alter))
     if args.size_sweep:
         cv2.setNumThreads(1)
         out["size_sweep"] = size_sweep(model, args.datasets, args.size_sweep, args.threshold, args.nms_iou)
