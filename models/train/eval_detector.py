@@ -32,6 +32,7 @@ from edge.detect import OnnxPlateDetector
 from edge.labels import LabelledImage, load_labelled_folder
 from edge.onnx import load_model
 from edge.types import Box, Detection
+from models.train.alterations import ALTERATIONS
 
 # End to end, each set is read with the plate grammars a camera in its country would be configured
 # with (`[reader] countries`), as scripts/figures.py does; before session 4 every set was read as GB,
@@ -93,25 +94,6 @@ def _same_plate(truth: str, text: str, folder: str) -> bool:
     if "_us" in folder or "_br" in folder:  # US labels never use O: O and 0 are both written 0
         truth, text = truth.replace("O", "0"), text.replace("O", "0")
     return truth == text
-
-
-def _over(gain: float):
-    return lambda im: np.clip(im.astype(np.float32) * gain, 0, 255).astype(np.uint8)
-
-
-# What a camera's picture may suffer, to see which the detector tolerates (`--alter`).
-ALTERATIONS = {
-    "dark0.3": lambda im: (im * 0.3).astype(np.uint8),
-    "dark0.15": lambda im: (im * 0.15).astype(np.uint8),
-    "over2": _over(2.0),
-    "over3": _over(3.0),
-    "gamma0.5": lambda im: cv2.LUT(im, (255 * (np.arange(256) / 255.0) ** 0.5).astype(np.uint8)),
-    "grey": lambda im: cv2.cvtColor(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
-    "jpeg15": lambda im: cv2.imdecode(cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 15])[1], cv2.IMREAD_COLOR),
-    "blur2": lambda im: cv2.GaussianBlur(im, (0, 0), 2.0),
-    "lowcontrast": lambda im: (im * 0.4 + 100).astype(np.uint8),
-    "halfres": lambda im: cv2.resize(cv2.resize(im, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), (im.shape[1], im.shape[0])),
-}
 
 
 def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ...], reader_for=None, fp_sheet: Path | None = None, use_corners: bool = True, alter=None) -> dict:

@@ -25,6 +25,7 @@ from edge.onnx import load_model
 from edge.plates.decode import best_path, decode
 from edge.plates.image import batch_input
 from edge.track import edit_distance
+from models.train.alterations import ALTERATIONS
 from models.train.reader_data import RealCrop, exact_crop, load_prepared, real_crops
 
 COUNTRIES = {  # what a camera in that region would be configured with (other European formats are still tried)
@@ -64,8 +65,10 @@ def _char_bin(px: float) -> str:
     return f">={CHAR_PX_BINS[-1]}"
 
 
-def evaluate(name: str, make_reader, crops, with_raw: bool = False) -> dict:
-    """Accuracy per dataset (and all together), per character height where known, and median latency for one backend."""
+def evaluate(name: str, make_reader, crops, with_raw: bool = False, alter=None) -> dict:
+    """Accuracy per dataset (and all together), per character height where known, and median latency for one backend.
+
+    `alter(crop)`, one of ALTERATIONS, is applied to every crop first."""
     by_set: dict[str, list[tuple[str, str]]] = {}
     by_char_px: dict[str, list[tuple[str, str]]] = {}
     raw_by_set: dict[str, list[tuple[str, str]]] = {}
@@ -73,7 +76,7 @@ def evaluate(name: str, make_reader, crops, with_raw: bool = False) -> dict:
     readers = {ds: make_reader(COUNTRIES[ds]) for ds in COUNTRIES}
     for c in crops:
         reader = readers[c.dataset]
-        img = exact_crop(c)
+        img = exact_crop(c) if alter is None else alter(exact_crop(c))
         t0 = time.perf_counter()
         reading = reader.read([img])[0]
         times.append((time.perf_counter() - t0) * 1000)
@@ -176,6 +179,7 @@ def main() -> None:
                          "models without looking at the test figures")
     ap.add_argument("--latency-only", action="store_true",
                     help="only time preprocessing + model + decoding per crop (numpy/OpenCV/onnxruntime alone)")
+    ap.add_argument("--alter", choices=sorted(ALTERATIONS), help="alter every crop first (exposure, colour, compression, blur, negative)")
     ap.add_argument("--crops-dir", type=Path, help="read test crops written by --save-crops instead of --datasets")
     args = ap.parse_args()
 
@@ -206,7 +210,7 @@ def main() -> None:
         def make(countries, model=model):
             return OnnxReader(model, countries)
 
-        r = evaluate(path.name, make, crops, with_raw=True)
+        r = evaluate(path.name, make, crops, with_raw=True, alter=ALTERATIONS.get(args.alter))
         r["model_ms"] = model_latency(path)
         r["size_mb"] = path.stat().st_size / 1e6
         results.append(r)
@@ -218,7 +222,7 @@ def main() -> None:
                 if _norm(pred, c.dataset) != _norm(c.text, c.dataset):
                     print(f"  {path.name} {SHORT[c.dataset]} {c.name}: {c.text} -> {pred}")
     if args.tesseract:
-        results.append(evaluate("tesseract", lambda countries: TesseractReader(countries), crops))
+        results.append(evaluate("tesseract", lambda countries: TesseractReader(countries), crops, alter=ALTERATIONS.get(args.alter)))
     for r in results:
         sets = "  ".join(f"{k} {v['exact']:.3f}/{v['char_acc']:.3f} (n={v['n']})" for k, v in r["sets"].items())
         extra = f"  model {r['model_ms']:.2f} ms" if "model_ms" in r else ""
