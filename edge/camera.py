@@ -29,6 +29,7 @@ from edge.capture import FrameSource
 from edge.clock import clock_state
 from edge.config import CameraConfig, FeedKind
 from edge.errors import SourceError
+from edge.exposure import ExposureWatch
 from edge.motion import MotionGate
 from edge.pipeline import ImagePipeline
 from edge.track import Tracker
@@ -112,6 +113,7 @@ class Camera:
         self.calibration = self.pipeline.calibration
         self.tracker = Tracker(cfg.tracking)
         self.gate = MotionGate(cfg.detector.motion_threshold) if cfg.detector.motion_gating else None
+        self.exposure = ExposureWatch(cam)
 
         self.audit = open_audit(cfg, spool_dir)
         self.signer = Signer.load_or_create(signing_key_path(cfg, spool_dir), cam)
@@ -154,6 +156,7 @@ class Camera:
             "frame_ms": round(s.frame_ms, 2),
             "frame_ms_p50": _round(s.percentile_ms(50)),
             "frame_ms_p95": _round(s.percentile_ms(95)),
+            "exposure": self.exposure.status(),
             "models": self.pipeline.models,
             # The audit log's newest entry, kept off the unit: a log later cut back or rewritten no longer contains it.
             "audit_head": dict(zip(("seq", "hash"), self.audit.head())),
@@ -221,6 +224,7 @@ class Camera:
         s = self.stats
         s.frames += 1
         t0 = time.perf_counter()
+        self.exposure.see(frame.image)
         if self.gate is not None and self.tracker.open_tracks == 0 and not self.gate.moved(frame.image):
             s.still_frames += 1
             finished = self.tracker.update(frame.timestamp, [])

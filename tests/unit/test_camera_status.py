@@ -20,6 +20,7 @@ def test_status_carries_the_audit_log_head_to_anchor_it_off_the_unit(tmp_path):
         head = cam.status()["audit_head"]
         assert head["seq"] >= 1 and (head["seq"], head["hash"]) == cam.audit.head()  # the start is already logged
         assert cam.calibration is not None and cam.calibration is cam.pipeline.calibration
+        assert cam.status()["exposure"] == {"clipped_share": None, "over_exposed": False}  # no frame seen yet
     finally:
         source.close()
         cam.spool.close()
