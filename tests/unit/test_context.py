@@ -129,6 +129,7 @@ def test_each_observation_carries_the_frames_other_plates(tmp_path):
     from types import SimpleNamespace
 
     from edge.camera import Camera
+    from edge.exposure import ExposureWatch
     from edge.pipeline import PlateResult
     from edge.types import Detection
 
@@ -136,6 +137,7 @@ def test_each_observation_carries_the_frames_other_plates(tmp_path):
     seen = []
     cam = Camera.__new__(Camera)  # the frame loop alone: a stand-in pipeline and tracker
     cam.gate, cam.stats = None, SimpleNamespace(frames=1, detections=0, recent_ms=[], frame_ms=0.0, fps=0.0, still_frames=0)
+    cam.exposure = ExposureWatch("test")
     cam.pipeline = SimpleNamespace(process=lambda image, skip: [PlateResult(a, F.track().reading), PlateResult(b, None, True)])
     cam.tracker = SimpleNamespace(open_tracks=0, is_settled=lambda box, t: False,
                                   update=lambda t, obs, size=None: seen.extend(obs) or [])
