@@ -37,9 +37,17 @@ class PlateReader(Protocol):
         ...
 
 
+# A reading that fits no plate format must have at least this many characters to count as legible:
+# shorter ones are badges, model numbers and stray letters ("TDI", "27", "J"). On the real train
+# photos this dropped 9 of 40 false-positive reads and no plate read right (models/reader.md, session 8).
+MIN_UNFORMATTED_CHARS = 4
+
+
 def _reading(decoded: list[Decoded], crop: np.ndarray, backend: str, colour: PlateColour | None = None) -> PlateReading | None:
     """The reading of a crop from its decodings; `colour`: the crop's plate_colour where already known."""
     if not decoded or not decoded[0].text:
+        return None
+    if decoded[0].plate_format is None and len(decoded[0].text) < MIN_UNFORMATTED_CHARS:
         return None
     best = decoded[0]
     # An alternative's confidence is the reading's scaled by how much worse it ranked, so the

@@ -320,6 +320,18 @@ def test_stretch_of_8_bit_pixels_is_numpys_percentile_stretch_bit_for_bit():
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("text, legible", [("27", False), ("K0", False), ("A1", True), ("7Q7Q", True)])
+def test_a_short_reading_that_fits_no_format_is_not_a_plate(monkeypatch, text, legible):
+    # "27" and "K0" fit no GB format: a badge or a stray mark. "A1" is a GB dateless plate; four or
+    # more characters may be a foreign plate, so they are kept whatever their format.
+    import edge.read
+
+    monkeypatch.setattr(edge.read, "_may_be_dark", lambda x: np.zeros(len(x), bool))
+    plate = random_plate(np.random.default_rng(8), "GB", text="AB12CDE", colour="white", height_px=40).image
+    reading = OnnxReader(_ScriptedModel([text]), ("GB",)).read([plate])[0]
+    assert (reading.text if reading else None) == (text if legible else None)
+
+
 @pytest.mark.parametrize("may_be_dark, runs", [(True, [1, 1]), (False, [1])])
 def test_every_plate_that_may_be_dark_is_read_negated_too(monkeypatch, may_be_dark, runs):
     # Even a confident reading that fits a format: light characters on a dark face can read as such.
