@@ -58,6 +58,10 @@ class Tally:
     read_total: int = 0
     read_exact: int = 0
     read_exact_gt_box: int = 0
+    # With a reader, as the product sees detections: only those with a legible reading count.
+    read_all: bool = False  # whether a reader read every detection (the two counts below)
+    found_legible: int = 0
+    false_reads: int = 0
     misses: list[str] = field(default_factory=list)
 
     def row(self) -> dict:
@@ -72,6 +76,8 @@ class Tally:
             "read_exact": round(self.read_exact / self.read_total, 4) if self.read_total else None,
             "read_exact_on_labelled_box": round(self.read_exact_gt_box / self.read_total, 4) if self.read_total else None,
             "read_total": self.read_total,
+            "recall_legible": round(self.found_legible / self.plates, 4) if self.read_all and self.plates else None,
+            "false_reads_per_image": round(self.false_reads / self.images, 3) if self.read_all and self.images else None,
             "missed": self.misses,
         }
 
@@ -104,8 +110,9 @@ def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ..
     for folder in folders:
         if not (datasets / folder).is_dir():
             continue
-        tally = Tally()
         reader = reader_for(folder) if reader_for is not None else None
+        tally = Tally(read_all=reader is not None)
+        total.read_all = reader is not None
         fp_crops: list[np.ndarray] = []
         for item in load_labelled_folder(datasets / folder):
             if item.split != "test":
@@ -129,28 +136,31 @@ def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ..
                     if j not in matched_d:
                         fp_crops.append(_crop(image, d.box, f"{d.score:.2f}"))
             if reader is not None:
-                _read_tally(tally, reader, image, item, dets, folder, use_corners)
+                legible = _read_tally(tally, reader, image, item, dets, folder, use_corners)
+                tally.found_legible += sum(1 for j in matched_d if legible[j])
+                tally.false_reads += sum(1 for j, ok in enumerate(legible) if ok and j not in matched_d)
         if fp_sheet is not None and fp_crops:
             fp_sheet.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(fp_sheet / f"{folder}_fp.jpg"), _sheet(fp_crops))
         results[folder] = tally.row()
-        for k in ("images", "plates", "found", "blank_plates", "false_pos", "read_total", "read_exact", "read_exact_gt_box"):
+        for k in ("images", "plates", "found", "blank_plates", "false_pos", "read_total", "read_exact", "read_exact_gt_box", "found_legible", "false_reads"):
             setattr(total, k, getattr(total, k) + getattr(tally, k))
     results["all"] = {k: v for k, v in total.row().items() if k != "missed"}
     return results
 
 
-def _read_tally(tally: Tally, reader, image: np.ndarray, item: LabelledImage, dets, folder: str, use_corners: bool = True) -> None:
-    """End to end: a labelled plate counts as read when some detection's reading equals its text."""
+def _read_tally(tally: Tally, reader, image: np.ndarray, item: LabelledImage, dets, folder: str, use_corners: bool = True) -> list[bool]:
+    """End to end: a labelled plate counts as read when some detection's reading equals its text.
+    Returns, per detection, whether its reading is legible."""
     from edge.read import crop_plate
 
-    texts = [p.plate for p in item.plates if p.plate]
-    if not texts:
-        return
     if not use_corners:
         dets = [Detection(d.box, d.score, None) for d in dets]
     crops = [crop_plate(image, d) for d in dets]
     readings = reader.read(crops) if crops else []
+    texts = [p.plate for p in item.plates if p.plate]
+    if not texts:
+        return [r is not None for r in readings]
     got = [r.text for r in readings if r is not None]
     # The reader alone, on the labelled boxes: separates reader errors from detector errors.
     truth_crops = [crop_plate(image, Detection(p.box, 1.0)) for p in item.plates if p.plate and p.box is not None]
@@ -159,6 +169,7 @@ def _read_tally(tally: Tally, reader, image: np.ndarray, item: LabelledImage, de
         tally.read_total += 1
         tally.read_exact += any(_same_plate(t, g, folder) for g in got)
         tally.read_exact_gt_box += any(_same_plate(t, g, folder) for g in truth_got)
+    return [r is not None for r in readings]
 
 
 def _crop(image: np.ndarray, box: Box, label: str) -> np.ndarray:
