@@ -19,6 +19,13 @@ _SAMPLES = 4
 _PIXEL_DELTA = 12  # grey levels; below this a change is noise
 
 
+def grey_thumbnail(image: np.ndarray) -> np.ndarray:
+    """The frame as a 96 x 54 grey thumbnail, each pixel the mean of 4 x 4 pixels picked from its cell."""
+    samples = cv2.resize(image, (_THUMB[0] * _SAMPLES, _THUMB[1] * _SAMPLES), interpolation=cv2.INTER_NEAREST)
+    thumb = cv2.resize(samples, _THUMB, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY) if thumb.ndim == 3 else thumb
+
+
 class MotionGate:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
@@ -26,9 +33,7 @@ class MotionGate:
 
     def moved(self, image: np.ndarray) -> bool:
         """True when the scene changed enough since the last frame that moved (the first frame always moves)."""
-        samples = cv2.resize(image, (_THUMB[0] * _SAMPLES, _THUMB[1] * _SAMPLES), interpolation=cv2.INTER_NEAREST)
-        thumb = cv2.cvtColor(cv2.resize(samples, _THUMB, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-        thumb = cv2.GaussianBlur(thumb, (3, 3), 0).astype(np.int16)
+        thumb = cv2.GaussianBlur(grey_thumbnail(image), (3, 3), 0).astype(np.int16)
         # Levels relative to the scene's median: a global step in brightness (LED street lights beating with the
         # shutter, auto-exposure, a cloud) moves the median with it and is not motion; a vehicle, covering a
         # small part of the scene, barely moves the median.
