@@ -158,9 +158,10 @@ def _read_tally(tally: Tally, reader, image: np.ndarray, item: LabelledImage, de
         dets = [Detection(d.box, d.score, None) for d in dets]
     crops = [crop_plate(image, d) for d in dets]
     readings = reader.read(crops) if crops else []
+    legible = [r is not None for r in readings]
     texts = [p.plate for p in item.plates if p.plate]
     if not texts:
-        return [r is not None for r in readings]
+        return legible
     got = [r.text for r in readings if r is not None]
     # The reader alone, on the labelled boxes: separates reader errors from detector errors.
     truth_crops = [crop_plate(image, Detection(p.box, 1.0)) for p in item.plates if p.plate and p.box is not None]
@@ -169,7 +170,7 @@ def _read_tally(tally: Tally, reader, image: np.ndarray, item: LabelledImage, de
         tally.read_total += 1
         tally.read_exact += any(_same_plate(t, g, folder) for g in got)
         tally.read_exact_gt_box += any(_same_plate(t, g, folder) for g in truth_got)
-    return [r is not None for r in readings]
+    return legible
 
 
 def _crop(image: np.ndarray, box: Box, label: str) -> np.ndarray:
