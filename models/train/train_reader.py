@@ -82,16 +82,17 @@ class Probabilities(nn.Module):
 
 
 class Samples(Dataset):
-    """Sample i is made from seed (seed, phase, i): a fixed, reproducible stream."""
+    """Sample i is made from seed (seed, phase, start + i): a fixed, reproducible stream; `start` lets a
+    resumed run go on where the stream stopped."""
 
-    def __init__(self, maker, seed: int, phase: int, length: int):
-        self.maker, self.seed, self.phase, self.length = maker, seed, phase, length
+    def __init__(self, maker, seed: int, phase: int, length: int, start: int = 0):
+        self.maker, self.seed, self.phase, self.length, self.start = maker, seed, phase, length, start
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
-        x, text = self.maker(self.seed * 1_000_003 + self.phase * 100_000_007 + i)
+        x, text = self.maker(self.seed * 1_000_003 + self.phase * 100_000_007 + self.start + i)
         return torch.from_numpy(x[None]), text
 
 
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(".data/reader"), help="folder made by reader_data (crops, fonts)")
     ap.add_argument("--out", type=Path, default=Path("runs/reader"))
-    ap.add_argument("--minutes", type=float, default=8.0, help="training time budget (the schedule follows it)")
+    ap.add_argument("--minutes", type=float, default=8.0, help="training time budget (the schedule follows it); 0: none, --max-steps sets the schedule")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: time budget only)")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -166,7 +167,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     ap.add_argument("--init", type=Path, help="start from this checkpoint (reader.pt) instead of from scratch: fine-tuning")
     ap.add_argument("--gb-share", type=float, help="share of rendered plates that are UK (default: render.COUNTRY_WEIGHTS, 0.40)")
+    ap.add_argument("--resume", action="store_true", help="go on from OUT/train_state.pt, written every --save-every steps: "
+                    "a CPU run of many hours can span several sessions (use --minutes 0 --max-steps N)")
+    ap.add_argument("--save-every", type=int, default=100, help="steps between saves of OUT/train_state.pt")
+    ap.add_argument("--stop-after-steps", type=int, default=0, help="end this run after so many steps, its state saved, "
+                    "to be resumed (0: run to the end of the schedule)")
     args = ap.parse_args(argv)
+    if args.minutes <= 0 and args.max_steps <= 0:
+        ap.error("--minutes 0 needs --max-steps: something must say when training ends")
     if args.gb_share is not None:
         # Set before the data workers fork, so they inherit it.
         from models.train import render
@@ -202,9 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
 
-    def loader(phase: int, fraction: float):
+    def loader(phase: int, fraction: float, start: int = 0):
         maker = SampleMaker(real, HEIGHT, WIDTH, real_fraction=fraction)
-        ds = Samples(maker, args.seed, phase, length=50_000_000)
+        ds = Samples(maker, args.seed, phase, length=50_000_000, start=start)
         return iter(DataLoader(ds, batch_size=args.batch, num_workers=args.workers, collate_fn=collate,
                                persistent_workers=False, worker_init_fn=_worker_init, prefetch_factor=4 if args.workers else None,
                                pin_memory=device == "cuda"))
@@ -226,10 +234,33 @@ def main(argv: list[str] | None = None) -> None:
         return f"{sum(p == t for p, t in zip(preds, watch_t)) / len(watch_t):.3f}"
 
     start = time.monotonic()
-    budget = args.minutes * 60
-    step, phase = 0, 0
-    batches = loader(0, args.real_fraction)
+    budget = args.minutes * 60 if args.minutes > 0 else math.inf
+    step, phase, phase_start = 0, 0, 0  # phase_start: the step at which the current phase's stream began
     ema, seen, correct = None, 0, 0
+    earlier_s = 0.0  # seconds trained by the runs this one resumes
+    state_path = args.out / "train_state.pt"
+    if args.resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state["args"]["seed"] != args.seed or state["args"]["max_steps"] != args.max_steps:
+            raise SystemExit(f"--resume: {state_path} was written with --seed {state['args']['seed']} --max-steps "
+                             f"{state['args']['max_steps']}; resume with the same values")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, phase, phase_start, ema, earlier_s = state["step"], state["phase"], state["phase_start"], state["ema"], state["seconds"]
+        print(f"resuming {state_path} at step {step} (phase {phase})", flush=True)
+    fractions = (args.real_fraction, args.finetune_real_fraction)
+    batches = loader(phase, fractions[phase], (step - phase_start) * args.batch)
+    if step:  # after the loader, which draws its own seed: dropout's draws go on as if never stopped
+        torch.set_rng_state(state["torch_rng"])
+
+    def save_state() -> None:
+        tmp = state_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "phase": phase,
+                    "phase_start": phase_start, "ema": ema, "seconds": earlier_s + time.monotonic() - start,
+                    "torch_rng": torch.get_rng_state(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}, tmp)
+        tmp.replace(state_path)  # a run killed mid-save keeps the previous state
+
+    resumed_at = step
     while True:
         progress = (time.monotonic() - start) / budget
         if args.max_steps:
@@ -237,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         if progress >= 1.0:
             break
         if phase == 0 and progress >= args.finetune_at:
-            phase = 1
+            phase, phase_start = 1, step
             batches = loader(1, args.finetune_real_fraction)
             print(f"step {step}: fine-tuning with {args.finetune_real_fraction:.0%} real crops", flush=True)
         xs, targets, lengths, texts = next(batches)
@@ -262,15 +293,22 @@ def main(argv: list[str] | None = None) -> None:
         if step % 200 == 0:
             el = time.monotonic() - start
             print(f"step {step} {el:.0f}s loss {ema:.3f} lr {lr_at(progress, args.lr):.2e} "
-                  f"train-exact {correct / max(seen, 1):.3f} ({step * args.batch / el:.0f} samples/s)", flush=True)
+                  f"train-exact {correct / max(seen, 1):.3f} ({(step - resumed_at) * args.batch / el:.0f} samples/s)", flush=True)
             seen = correct = 0
         if step % 1000 == 0:
             print(f"step {step}: real train crops exact (greedy) {watch()}", flush=True)
+        if args.save_every and step % args.save_every == 0:
+            save_state()
+        if args.stop_after_steps and step - resumed_at >= args.stop_after_steps:
+            save_state()
+            print(f"stopped at step {step} of {args.max_steps or '?'}: go on with --resume", flush=True)
+            return
     elapsed = time.monotonic() - start
-    print(f"trained {step} steps, {step * args.batch} samples in {elapsed:.0f}s; real train crops exact {watch()}", flush=True)
+    print(f"trained {step} steps, {step * args.batch} samples ({step - resumed_at} steps in {elapsed:.0f}s this run); "
+          f"real train crops exact {watch()}", flush=True)
     torch.save({"model": model.state_dict(), "width": args.width, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
                args.out / "reader.pt")
-    meta = {"training": {"steps": step, "samples": step * args.batch, "seconds": round(elapsed), "seed": args.seed,
+    meta = {"training": {"steps": step, "samples": step * args.batch, "seconds": round(earlier_s + elapsed), "seed": args.seed,
                          "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                          "real_train_crops": len(real), "real_fraction": args.real_fraction,
                          "finetune_real_fraction": args.finetune_real_fraction, "finetune_at": args.finetune_at,
