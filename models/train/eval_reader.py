@@ -72,6 +72,7 @@ def evaluate(name: str, make_reader, crops, with_raw: bool = False, alter=None) 
     by_set: dict[str, list[tuple[str, str]]] = {}
     by_char_px: dict[str, list[tuple[str, str]]] = {}
     raw_by_set: dict[str, list[tuple[str, str]]] = {}
+    misreads: list[tuple[str, str, str, str]] = []  # set, crop, label, reading
     times: list[float] = []
     readers = {ds: make_reader(COUNTRIES[ds]) for ds in COUNTRIES}
     for c in crops:
@@ -82,13 +83,15 @@ def evaluate(name: str, make_reader, crops, with_raw: bool = False, alter=None) 
         times.append((time.perf_counter() - t0) * 1000)
         pred = reading.text if reading else ""
         by_set.setdefault(c.dataset, []).append((_norm(pred, c.dataset), _norm(c.text, c.dataset)))
+        if by_set[c.dataset][-1][0] != by_set[c.dataset][-1][1]:
+            misreads.append((SHORT[c.dataset], c.name, c.text, pred))
         if c.char_px is not None:
             by_char_px.setdefault(_char_bin(c.char_px), []).append((pred, c.text))
         if with_raw:  # the model's best path alone, no grammar: what the decoding adds
             raw = best_path(reader.frame_probabilities([img])[0]).text
             raw_by_set.setdefault(c.dataset, []).append((_norm(raw, c.dataset), _norm(c.text, c.dataset)))
     out = {"backend": name, "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-           "sets": {SHORT[k]: score(v) for k, v in by_set.items()}}
+           "sets": {SHORT[k]: score(v) for k, v in by_set.items()}, "misreads": misreads}
     out["sets"]["all"] = score([p for v in by_set.values() for p in v])
     if by_char_px:  # rendered plates: how accuracy grows with the characters' height in pixels
         bins = [_char_bin(lo) for lo in CHAR_PX_BINS]  # each bin's name, in order (the last: beyond the bins)
@@ -214,13 +217,9 @@ def main() -> None:
         r["model_ms"] = model_latency(path)
         r["size_mb"] = path.stat().st_size / 1e6
         results.append(r)
-        if args.errors:
-            rd = {ds: make(COUNTRIES[ds]) for ds in COUNTRIES}
-            for c in crops:
-                reading = rd[c.dataset].read([exact_crop(c)])[0]
-                pred = reading.text if reading else ""
-                if _norm(pred, c.dataset) != _norm(c.text, c.dataset):
-                    print(f"  {path.name} {SHORT[c.dataset]} {c.name}: {c.text} -> {pred}")
+        if args.errors:  # the misreads of the run just measured (altered crops included)
+            for short, name, text, pred in r["misreads"]:
+                print(f"  {path.name} {short} {name}: {text} -> {pred}")
     if args.tesseract:
         results.append(evaluate("tesseract", lambda countries: TesseractReader(countries), crops, alter=ALTERATIONS.get(args.alter)))
     for r in results:

@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     step, phase, phase_start = 0, 0, 0  # phase_start: the step at which the current phase's stream began
     ema, seen, correct = None, 0, 0
     earlier_s = 0.0  # seconds trained by the runs this one resumes
+    rng_state = None  # torch's random state where the resumed run stopped
     state_path = args.out / "train_state.pt"
     if args.resume and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -247,11 +248,12 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, phase, phase_start, ema, earlier_s = state["step"], state["phase"], state["phase_start"], state["ema"], state["seconds"]
+        rng_state = state["torch_rng"]
         print(f"resuming {state_path} at step {step} (phase {phase})", flush=True)
     fractions = (args.real_fraction, args.finetune_real_fraction)
     batches = loader(phase, fractions[phase], (step - phase_start) * args.batch)
-    if step:  # after the loader, which draws its own seed: dropout's draws go on as if never stopped
-        torch.set_rng_state(state["torch_rng"])
+    if rng_state is not None:  # after the loader, which draws its own seed: dropout's draws go on as if never stopped
+        torch.set_rng_state(rng_state)
 
     def save_state() -> None:
         tmp = state_path.with_suffix(".tmp")
@@ -297,10 +299,10 @@ def main(argv: list[str] | None = None) -> None:
             seen = correct = 0
         if step % 1000 == 0:
             print(f"step {step}: real train crops exact (greedy) {watch()}", flush=True)
-        if args.save_every and step % args.save_every == 0:
+        stopping = bool(args.stop_after_steps) and step - resumed_at >= args.stop_after_steps
+        if stopping or (args.save_every and step % args.save_every == 0):
             save_state()
-        if args.stop_after_steps and step - resumed_at >= args.stop_after_steps:
-            save_state()
+        if stopping:
             print(f"stopped at step {step} of {args.max_steps or '?'}: go on with --resume", flush=True)
             return
     elapsed = time.monotonic() - start
