@@ -106,13 +106,12 @@ def evaluate(detector: OnnxPlateDetector, datasets: Path, folders: tuple[str, ..
     """Per-folder figures; `reader_for(folder)` gives the reader for end-to-end accuracy (None: detection only);
     `alter(image)`, one of ALTERATIONS, is applied to every photo first."""
     results = {}
-    total = Tally()
+    total = Tally(read_all=reader_for is not None)
     for folder in folders:
         if not (datasets / folder).is_dir():
             continue
         reader = reader_for(folder) if reader_for is not None else None
         tally = Tally(read_all=reader is not None)
-        total.read_all = reader is not None
         fp_crops: list[np.ndarray] = []
         for item in load_labelled_folder(datasets / folder):
             if item.split != "test":

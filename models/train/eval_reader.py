@@ -82,8 +82,9 @@ def evaluate(name: str, make_reader, crops, with_raw: bool = False, alter=None) 
         reading = reader.read([img])[0]
         times.append((time.perf_counter() - t0) * 1000)
         pred = reading.text if reading else ""
-        by_set.setdefault(c.dataset, []).append((_norm(pred, c.dataset), _norm(c.text, c.dataset)))
-        if by_set[c.dataset][-1][0] != by_set[c.dataset][-1][1]:
+        pair = (_norm(pred, c.dataset), _norm(c.text, c.dataset))
+        by_set.setdefault(c.dataset, []).append(pair)
+        if pair[0] != pair[1]:
             misreads.append((SHORT[c.dataset], c.name, c.text, pred))
         if c.char_px is not None:
             by_char_px.setdefault(_char_bin(c.char_px), []).append((pred, c.text))

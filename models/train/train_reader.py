@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stop-after-steps", type=int, default=0, help="end this run after so many steps, its state saved, "
                     "to be resumed (0: run to the end of the schedule)")
     args = ap.parse_args(argv)
+    plain_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}  # as saved with the weights
     if args.minutes <= 0 and args.max_steps <= 0:
         ap.error("--minutes 0 needs --max-steps: something must say when training ends")
     if args.gb_share is not None:
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         tmp = state_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "phase": phase,
                     "phase_start": phase_start, "ema": ema, "seconds": earlier_s + time.monotonic() - start,
-                    "torch_rng": torch.get_rng_state(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}, tmp)
+                    "torch_rng": torch.get_rng_state(), "args": plain_args}, tmp)
         tmp.replace(state_path)  # a run killed mid-save keeps the previous state
 
     resumed_at = step
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.monotonic() - start
     print(f"trained {step} steps, {step * args.batch} samples ({step - resumed_at} steps in {elapsed:.0f}s this run); "
           f"real train crops exact {watch()}", flush=True)
-    torch.save({"model": model.state_dict(), "width": args.width, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}},
+    torch.save({"model": model.state_dict(), "width": args.width, "args": plain_args},
                args.out / "reader.pt")
     meta = {"training": {"steps": step, "samples": step * args.batch, "seconds": round(earlier_s + elapsed), "seed": args.seed,
                          "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
